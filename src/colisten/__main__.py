@@ -1,0 +1,3 @@
+from colisten.cli import main
+
+main()
