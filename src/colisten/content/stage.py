@@ -1,0 +1,85 @@
+"""Stage `embed`: RUN/data/items.parquet → RUN/content/ (text embeddings in global item order).
+
+Files: text_embeddings.npy (float32 [n_items, d], L2-normalised), item_ids.parquet (the item id
+of each row, so the array is self-describing and a stale one is detected), embeddings.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colisten.config import Settings
+from colisten.io import atomic_path, write_json_atomic, write_parquet_atomic
+from colisten.run import RunDir, RunError
+
+EMBEDDINGS = "content/text_embeddings.npy"
+ITEM_IDS = "content/item_ids.parquet"
+SUMMARY = "content/embeddings.json"
+
+
+def cache_dir_for(run: RunDir, settings: Settings) -> Path:
+    """content.cache_dir if set (shared across runs), else RUN/content/cache."""
+    if settings.content.cache_dir:
+        return Path(settings.content.cache_dir).expanduser()
+    return run / "content" / "cache"
+
+
+def items_fingerprint(item_ids: list[str]) -> str:
+    """sha256 of the item ids in order: equal iff two arrays describe the same rows."""
+    h = hashlib.sha256()
+    for item_id in item_ids:
+        h.update(item_id.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+
+def embed_stage(run: RunDir, settings: Settings, progress: bool = True) -> dict[str, Any]:
+    """Embed every item of the run and write RUN/content/; returns the stats in embeddings.json."""
+    import pandas as pd
+
+    from colisten.content.embed import ContentError, embed_items, load_text_model
+
+    items_path = run.require("data/items.parquet", "validate")
+    items = pd.read_parquet(items_path, columns=["item_id", "title", "description"])
+    if len(items) == 0:
+        raise ContentError(f"{items_path} has no items to embed")
+    model = load_text_model(settings.content.model, settings.content.device)
+    cache_dir = cache_dir_for(run, settings)
+    with atomic_path(run / EMBEDDINGS) as tmp:
+        # fill a memory-mapped .npy in place: no second in-memory copy for large catalogues
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(items), model.dim))
+        _, stats = embed_items(items, settings.content, cache_dir, progress=progress, model=model, out=out)
+        out.flush()
+        del out
+    item_ids = items["item_id"].astype(str).tolist()
+    write_parquet_atomic(run / ITEM_IDS, pd.DataFrame({"item_id": item_ids}))
+    stats = {
+        **stats,
+        "items_fingerprint": items_fingerprint(item_ids),
+        "cache_dir": str(cache_dir),
+        "batch_size": settings.content.batch_size,
+        "max_description_chars": settings.content.max_description_chars,
+    }
+    write_json_atomic(run / SUMMARY, stats)
+    return stats
+
+
+def load_text_embeddings(run: RunDir, mmap: bool = True) -> np.ndarray:
+    """RUN/content/text_embeddings.npy, checked to line up with RUN/data/items.parquet's rows."""
+    import pyarrow.parquet as pq
+
+    path = run.require(EMBEDDINGS, "embed")
+    ids_path = run.require(ITEM_IDS, "embed")
+    items_path = run.require("data/items.parquet", "validate")
+    vectors = np.load(path, mmap_mode="r" if mmap else None)
+    embedded = pq.read_table(ids_path, columns=["item_id"]).column("item_id").to_pylist()
+    current = pq.read_table(items_path, columns=["item_id"]).column("item_id").to_pylist()
+    if embedded != current or len(vectors) != len(current):
+        raise RunError(
+            f"{path} was built for other items than {items_path} ({len(vectors)} vs {len(current)} rows): "
+            f"run `colisten embed --run {run.root}` again"
+        )
+    return vectors
