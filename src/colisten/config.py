@@ -149,25 +149,44 @@ class HGNNConfig(_Section):
         0.1, gt=0, lt=1, description="Edges held out per relation (paper: 10%)."
     )
     fanouts: list[int] = Field(
-        default_factory=lambda: [10, 5], description="Neighbours per layer per relation (OPEN)."
+        default_factory=lambda: [10, 5],
+        description="Neighbours sampled per relation, one entry per layer: [around the seeds, one hop "
+        "further] (PyG order); the length sets the number of layers. Default [10, 5] (OPEN; the paper "
+        "has 2 layers): small fan-outs keep a CPU mini-batch cheap on dense co-listening graphs.",
     )
-    hidden_dim: int = Field(256, ge=1, description="OPEN in the paper.")
-    out_dim: int = Field(128, ge=1, description="OPEN in the paper.")
-    dropout: float = Field(0.0, ge=0, lt=1)
-    margin: float = Field(0.5, gt=0, description="Δ of the max-margin loss (OPEN).")
-    negatives: int = Field(5, ge=1, description="Uniform negatives per positive edge (OPEN).")
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(256, ge=1)
-    epochs: int = Field(50, ge=1)
-    patience: int = Field(10, ge=1)
+    hidden_dim: int = Field(256, ge=1, description="Hidden size between the layers. Default 256 (OPEN).")
+    out_dim: int = Field(
+        128, ge=1, description="Embedding size. Default 128 (OPEN), the two-tower model's output size."
+    )
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="Dropout on each layer's input. Default 0 (OPEN; not in the paper)."
+    )
+    margin: float = Field(
+        0.5, gt=0, description="Δ of the max-margin loss (OPEN). Default 0.5 for unit-norm embeddings."
+    )
+    negatives: int = Field(
+        5, ge=1, description="Uniform negatives per positive edge, of the positive's type (OPEN). Default 5."
+    )
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate (paper: 1e-3).")
+    batch_size: int = Field(256, ge=1, description="Supervision edges per mini-batch (paper: 256).")
+    epochs: int = Field(50, ge=1, description="Most epochs (paper: 50).")
+    patience: int = Field(
+        10, ge=1, description="Early stopping: epochs without a better validation metric (paper: 10)."
+    )
     max_edges_per_epoch: int | None = Field(
-        None, ge=1, description="Cap on supervision edges per epoch (speed knob for small machines)."
+        4096,
+        ge=1,
+        description="Cap on supervision edges per epoch, applied after the sampler (the balance is kept: "
+        "every relation scaled by the same factor). Default 4096 = 16 batches of 256: on the demo world "
+        "(~2M edges) an uncapped balanced epoch is ~1,400 batches, far beyond a few minutes on 2 CPU cores. "
+        "None = the paper (every balanced edge every epoch); raise it with a GPU or more time.",
     )
     validation_edges: int = Field(2000, ge=1, description="Held-out edges ranked per validation pass.")
     validation_metric: Literal["mrr", "hr@10"] = Field(
         "mrr",
         description="Early-stopping metric (default mrr): rank of each held-out edge's true neighbour "
-        "among ALL nodes of its type, macro-averaged over relations; MRR moves more smoothly than HR@10.",
+        "among ALL nodes of its type (the anchor's other known neighbours filtered out), macro-averaged "
+        "over relations; MRR moves more smoothly than HR@10.",
     )
     inference_fanouts: Literal["train", "all"] | list[int] = Field(
         "train",
@@ -188,7 +207,9 @@ class HGNNConfig(_Section):
         "cores); 1 is much faster on a machine shared with other jobs (small ops stop waiting on threads).",
     )
     device: str = Field("auto", description="auto = cuda if available, else cpu.")
-    seed: int = 0
+    seed: int = Field(
+        0, description="Seeds the hold-out, each epoch's edges, negatives and neighbours, init, dropout."
+    )
 
 
 class TwoTowerConfig(_Section):
@@ -396,17 +417,15 @@ class ConfigError(ColistenError):
     """A config file that cannot be read or does not validate."""
 
 
-def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Defaults, then the TOML file (if any), then `overrides` (nested dicts)."""
-    data: dict[str, Any] = {}
+def load_settings(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then `base` (e.g. the demo's budgets), then the TOML file, then `overrides`."""
+    data: dict[str, Any] = dict(base or {})
     if path is not None:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise ConfigError(f"config file not found: {p}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: invalid TOML: {e}") from e
+        data = deep_merge(data, read_toml(path))
     if overrides:
         data = deep_merge(data, overrides)
     try:
@@ -414,6 +433,16 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
     except ValueError as e:
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}invalid config: {e}") from e
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {p}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from e
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -50,7 +50,8 @@ class RunDir:
         """Return an artifact's path or raise a message telling which command produces it."""
         p = self.root / relative
         if not p.exists():
-            raise RunError(f"{p} is missing: run `colisten {produced_by} --run {self.root}` first")
+            data = " --data DIR" if produced_by == "validate" else ""
+            raise RunError(f"{p} is missing: run `colisten {produced_by}{data} --run {self.root}` first")
         return p
 
     # --- manifest --------------------------------------------------------------------------
