@@ -76,5 +76,6 @@ def main() -> None:
     try:
         app()
     except ColistenError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print("error:", style="bold red", end=" ")
+        err_console.print(str(e), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from colisten import __version__
-from colisten.config import Settings, load_settings
+from colisten.config import ConfigError, Settings, load_settings
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 
@@ -83,7 +83,10 @@ class RunDir:
         if config_path is not None:
             return load_settings(config_path)
         cfg = self.manifest().get("config")
-        return Settings.model_validate(cfg) if cfg else Settings()
+        try:
+            return Settings.model_validate(cfg) if cfg else Settings()
+        except ValueError as e:
+            raise ConfigError(f"{self.manifest_path}: saved config is invalid: {e}") from e
 
     def record_stage(self, stage: str, seconds: float, **info: Any) -> None:
         m = self.manifest()

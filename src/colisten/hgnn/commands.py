@@ -1,0 +1,46 @@
+"""CLI: `colisten train-hgnn`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train-hgnn")
+    def train_hgnn_command(
+        run: Path = typer.Option(..., "--run", help="Run directory (needs graph/ and content/)."),
+        config: Path | None = typer.Option(
+            None, "--config", "-c", help="TOML settings to use instead of the run's saved config."
+        ),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue from RUN/hgnn/checkpoint.pt (same result as an unbroken run)."
+        ),
+        device: str | None = typer.Option(
+            None,
+            "--device",
+            help="cpu, cuda, cuda:N or auto (default: hgnn.device; auto = cuda if present).",
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ) -> None:
+        """Train the heterogeneous GraphSAGE on the co-listening graph and embed every item.
+
+        Writes RUN/hgnn/item_embeddings.npy (L2-normalised, global item order, isolated and
+        never-streamed items included), checkpoint.pt (every epoch), best.pt and curve.json.
+        """
+        from rich.console import Console
+
+        from colisten.hgnn.stage import run_train_hgnn
+
+        console = Console(stderr=True)
+        if resume and not (run / "hgnn" / "checkpoint.pt").exists():
+            console.print(f"no {run / 'hgnn' / 'checkpoint.pt'} to resume from: training from the start")
+        summary = run_train_hgnn(run, config=config, resume=resume, device=device, progress=not quiet)
+        s = summary
+        console.print(
+            f"train-hgnn: {s['n_items']} items embedded ({s['dim']}-d) on {s['device']}; best validation "
+            f"{s['metric']} {s['best_metric'] or 0:.4f} at epoch {s['best_epoch']} "
+            f"(untrained {s['initial_metric'] or 0:.4f}) -> {Path(run) / 'hgnn'}",
+            highlight=False,
+        )

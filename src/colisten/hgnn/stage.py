@@ -1,0 +1,114 @@
+"""The `train-hgnn` stage: read the graph and text embeddings of a run, train, write RUN/hgnn.
+
+Inputs: graph/csr (CoListeningGraph), graph/nodes.parquet (type index <-> global index),
+content/text_embeddings.npy (global order). Outputs: hgnn/item_embeddings.npy (global order, every
+item, isolated ones included), item_ids.parquet (the ids of those rows), checkpoint.pt, best.pt,
+curve.json, embeddings.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colisten.config import Settings
+from colisten.errors import ColistenError
+from colisten.graph.store import CoListeningGraph
+from colisten.run import RunDir
+
+
+class HGNNInputError(ColistenError):
+    """Graph, node table and text embeddings of a run that do not line up."""
+
+
+def load_item_features(
+    run: RunDir,
+) -> tuple[CoListeningGraph, dict[str, np.ndarray], dict[str, np.ndarray], Any]:
+    """The run's graph, text features per type (type-index order) and each type's global indices."""
+    import pyarrow.parquet as pq
+
+    nodes_path = run.require("graph/nodes.parquet", "graph")
+    csr_dir = run.require("graph/csr/num_nodes.json", "graph").parent
+    emb_path = run.require("content/text_embeddings.npy", "embed")
+    nodes = pq.read_table(
+        nodes_path, columns=["item_id", "item_type", "global_index", "type_index"]
+    ).to_pandas()
+    text = np.load(emb_path, mmap_mode="r")
+    n = len(nodes)
+    if text.ndim != 2 or text.shape[0] != n:
+        raise HGNNInputError(
+            f"{emb_path} has shape {tuple(text.shape)} but {nodes_path} lists {n} items; "
+            f"rerun `colisten embed --run {run.root}`"
+        )
+    gi = nodes["global_index"].to_numpy(np.int64)
+    if not np.array_equal(np.sort(gi), np.arange(n)):
+        raise HGNNInputError(f"{nodes_path}: global_index is not a permutation of 0..{n - 1}")
+    graph = CoListeningGraph.load(csr_dir)
+    global_index: dict[str, np.ndarray] = {}
+    for item_type, group in nodes.groupby("item_type", sort=True):
+        group = group.sort_values("type_index")
+        ti = group["type_index"].to_numpy(np.int64)
+        if not np.array_equal(ti, np.arange(len(group))):
+            raise HGNNInputError(f"{nodes_path}: type_index of {item_type!r} is not 0..{len(group) - 1}")
+        expected = graph.num_nodes.setdefault(str(item_type), len(group))  # a type with no edges at all
+        if expected != len(group):
+            raise HGNNInputError(
+                f"{csr_dir / 'num_nodes.json'} says {expected} {item_type!r} nodes but {nodes_path} has "
+                f"{len(group)}; rerun `colisten graph --run {run.root}`"
+            )
+        global_index[str(item_type)] = group["global_index"].to_numpy(np.int64)
+    extra = sorted(set(graph.num_nodes) - set(global_index))
+    if extra:
+        raise HGNNInputError(f"{csr_dir} has node types {extra} that {nodes_path} does not list")
+    features = {t: np.ascontiguousarray(text[g], dtype=np.float32) for t, g in global_index.items()}
+    return graph, features, global_index, nodes
+
+
+def run_train_hgnn(
+    run_dir: str | Path,
+    config: str | Path | None = None,
+    settings: Settings | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the stage on a run directory; returns the summary also stored in the manifest."""
+    import pyarrow as pa
+
+    from colisten.hgnn.train import fit_hgnn
+    from colisten.io import save_numpy_atomic, write_json_atomic, write_parquet_atomic
+
+    run = RunDir(run_dir)
+    s = (settings or run.settings(config)).hgnn
+    with run.stage("train-hgnn") as info:
+        graph, features, global_index, nodes = load_item_features(run)
+        out = run.stage_dir("hgnn")
+        result = fit_hgnn(graph, features, s, out_dir=out, resume=resume, device=device, progress=progress)
+        n_items = sum(len(g) for g in global_index.values())
+        embeddings = np.zeros((n_items, s.out_dim), dtype=np.float32)
+        for t, g in global_index.items():
+            embeddings[g] = result.embeddings[t]
+        save_numpy_atomic(out / "item_embeddings.npy", embeddings)
+        order = nodes.sort_values("global_index")
+        write_parquet_atomic(
+            out / "item_ids.parquet",
+            pa.table({"item_id": order["item_id"].astype(str), "item_type": order["item_type"].astype(str)}),
+        )
+        epochs = result.curve.get("epochs", [])
+        summary = {
+            "n_items": n_items,
+            "dim": s.out_dim,
+            "metric": s.validation_metric,
+            "best_epoch": result.best_epoch,
+            "best_metric": result.best_metric if result.best_epoch else None,
+            "initial_metric": result.curve.get("initial", {}).get(s.validation_metric),
+            "epochs_run": len(epochs),
+            "stopped_early": result.curve.get("stopped_early", False),
+            "seconds_per_epoch": float(np.mean([e["seconds"] for e in epochs])) if epochs else None,
+            **result.info,
+        }
+        write_json_atomic(out / "embeddings.json", summary)
+        info.update(summary)
+    return summary

@@ -1,0 +1,84 @@
+"""Validation hold-out and the balanced multi-link sampler (PAPER.md §4)."""
+
+import numpy as np
+import pytest
+
+from colisten.hgnn.sampler import (
+    BalancedEdgeSampler,
+    HGNNSettingError,
+    select_relations,
+    split_validation_edges,
+    undirected_edges,
+)
+
+
+def _pairs(edge_set):
+    return set(zip(edge_set.u.tolist(), edge_set.v.tolist(), strict=True))
+
+
+def test_hold_out_is_a_partition_and_leaves_message_passing(world):
+    graph, _, _ = world
+    split = split_validation_edges(graph, graph.relations(), 0.1, seed=0)
+    for rel in graph.relations():
+        everything = _pairs(undirected_edges(graph, rel))
+        train, val = _pairs(split.train[rel]), _pairs(split.validation[rel])
+        assert train | val == everything and not train & val
+        assert len(val) == int(len(everything) * 0.1)
+        # held-out edges are gone from the message-passing graph, training edges are still there
+        assert _pairs(undirected_edges(split.train_graph, rel)) == train
+        assert _pairs(undirected_edges(split.full_graph, rel)) == everything
+    again = split_validation_edges(graph, graph.relations(), 0.1, seed=0)
+    assert all(_pairs(again.validation[r]) == _pairs(split.validation[r]) for r in graph.relations())
+
+
+def test_balanced_epochs_match_the_minority_relation_and_are_redrawn(world):
+    graph, _, _ = world
+    split = split_validation_edges(graph, graph.relations(), 0.1, seed=0)
+    counts = {r: len(e) for r, e in split.train.items()}
+    smallest = min(counts.values())
+    assert counts["audiobook__audiobook"] == smallest < counts["podcast__podcast"]
+    sampler = BalancedEdgeSampler(counts, mode="balanced", seed=7)
+    e1, e2 = sampler.epoch_edges(1), sampler.epoch_edges(2)
+    for rel in counts:
+        assert len(e1[rel]) == smallest and len(np.unique(e1[rel])) == smallest
+        assert e1[rel].min() >= 0 and e1[rel].max() < counts[rel]
+    # all a-a edges every epoch; a fresh uniform sample of the majority relations
+    assert np.array_equal(e1["audiobook__audiobook"], np.arange(smallest))
+    assert not np.array_equal(e1["podcast__podcast"], e2["podcast__podcast"])
+    assert not np.array_equal(e1["audiobook__podcast"], e2["audiobook__podcast"])
+    # deterministic per seed (and per epoch, whatever was drawn before)
+    replay = BalancedEdgeSampler(counts, mode="balanced", seed=7)
+    assert all(np.array_equal(replay.epoch_edges(2)[r], e2[r]) for r in counts)
+    other = BalancedEdgeSampler(counts, mode="balanced", seed=8)
+    assert not np.array_equal(other.epoch_edges(1)["podcast__podcast"], e1["podcast__podcast"])
+
+
+def test_sampled_supervision_edges_are_never_validation_edges(world):
+    graph, _, _ = world
+    split = split_validation_edges(graph, graph.relations(), 0.2, seed=3)
+    sampler = BalancedEdgeSampler({r: len(e) for r, e in split.train.items()}, seed=3)
+    for epoch in range(1, 6):
+        for rel, ids in sampler.epoch_edges(epoch).items():
+            assert not _pairs(split.train[rel].take(ids)) & _pairs(split.validation[rel])
+
+
+def test_uniform_ratios_and_cap():
+    counts = {"a__a": 10, "a__p": 100, "p__p": 1000}
+    uniform = BalancedEdgeSampler(counts, mode="uniform").epoch_edges(1)
+    assert {r: len(v) for r, v in uniform.items()} == counts
+    ratios = BalancedEdgeSampler(counts, mode="ratios", ratios={"p__p": 0.05}).epoch_edges(1)
+    assert {r: len(v) for r, v in ratios.items()} == {"a__a": 10, "a__p": 100, "p__p": 50}
+    capped = BalancedEdgeSampler(counts, mode="uniform", max_edges_per_epoch=111)
+    assert capped.sizes == {"a__a": 1, "a__p": 10, "p__p": 100}  # proportions kept
+    balanced_cap = BalancedEdgeSampler(counts, mode="balanced", max_edges_per_epoch=15)
+    assert balanced_cap.sizes == {"a__a": 5, "a__p": 5, "p__p": 5}  # balance kept
+    with pytest.raises(HGNNSettingError, match="relation_ratios"):
+        BalancedEdgeSampler(counts, mode="ratios", ratios={"x__y": 0.5})
+
+
+def test_relations_setting_selects_and_rejects(world):
+    graph, _, _ = world
+    assert select_relations(graph, None) == graph.relations()
+    assert select_relations(graph, ["podcast__podcast"]) == ["podcast__podcast"]
+    with pytest.raises(HGNNSettingError, match="audiobook__user"):
+        select_relations(graph, ["audiobook__user"])
