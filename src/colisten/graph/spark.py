@@ -1,0 +1,188 @@
+"""Spark backend of the co-listening edge rule: the same steps as `build.duckdb_pairs`, for a cluster.
+
+It writes `work_dir/spark-pairs/` (Parquet parts: src, dst, cocount; global item indices) and the
+DuckDB side turns that into edges.parquet and CSR arrays, so both engines share one output path and
+must agree edge for edge (tests/graph checks it). Ties are broken by global item index in both.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from colisten.config import GraphConfig
+from colisten.errors import ColistenError
+from colisten.graph.build import SECONDS_PER_DAY, type_of
+from colisten.io import write_text_atomic
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+class SparkUnavailableError(ColistenError):
+    """engine='spark' was asked for but PySpark or Java cannot start."""
+
+
+def spark_session(settings: GraphConfig, work_dir: str | Path) -> SparkSession:
+    """The active SparkSession, or a new one. Local masters bind to 127.0.0.1 with no UI (no network)."""
+    try:
+        with warnings.catch_warnings():  # pyspark warns about pandas 3, which this job does not use
+            warnings.simplefilter("ignore", FutureWarning)
+            from pyspark.sql import SparkSession
+    except ImportError as e:
+        raise SparkUnavailableError(
+            "[graph] engine = 'spark' needs PySpark: pip install 'colisten[spark]' (and Java 17)"
+        ) from e
+    local = settings.spark_master.startswith("local")
+    builder = (
+        SparkSession.builder.appName("colisten-graph")
+        .master(settings.spark_master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_quiet_log4j_config()}")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        cores = settings.threads or os.cpu_count() or 1
+        if settings.threads and settings.spark_master == "local[*]":
+            builder = builder.master(f"local[{settings.threads}]")
+        builder = (
+            builder.config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1")
+            # 200 shuffle partitions (the default) is tuned for clusters; locally it is pure overhead.
+            .config("spark.sql.shuffle.partitions", str(max(4, 4 * cores)))
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            session = builder.getOrCreate()
+    except Exception as e:  # pyspark raises its own runtime errors when the JVM cannot start
+        raise SparkUnavailableError(f"Spark could not start (is Java 17 installed and on PATH?): {e}") from e
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _quiet_log4j_config() -> Path:
+    """A log4j2 config that prints only errors (Spark's default prints warnings meant for admins)."""
+    path = Path(tempfile.gettempdir()) / "colisten-spark-log4j2.properties"
+    if not path.exists():
+        write_text_atomic(
+            path,
+            "rootLogger.level = error\n"
+            "rootLogger.appenderRef.stderr.ref = console\n"
+            "appender.console.type = Console\n"
+            "appender.console.name = console\n"
+            "appender.console.target = SYSTEM_ERR\n"
+            "appender.console.layout.type = PatternLayout\n"
+            "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n\n",
+        )
+    return path
+
+
+def stop_spark() -> None:
+    """Stop the active SparkSession, if any (the CLI does this when the stage ends)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+
+
+def spark_pairs(
+    history_path: Path,
+    nodes: pa.Table,
+    type_starts: list[int],
+    settings: GraphConfig,
+    work_dir: Path,
+    cut: int | None,
+) -> dict[str, Any]:
+    """Count co-listening pairs with Spark; write them to `work_dir/spark-pairs/`. Returns counts."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    spark = spark_session(settings, work_dir)
+    node_file = work_dir / "nodes-for-spark.parquet"
+    pq.write_table(
+        pa.table({"item_id": nodes.column("item_id"), "item": nodes.column("global_index").cast(pa.int32())}),
+        node_file,
+    )
+    node_df = spark.read.parquet(str(node_file))
+    history = spark.read.parquet(str(history_path)).filter(F.col("user_id").isNotNull())
+    if settings.edge_events is not None:
+        history = history.filter(F.col("event").isin(list(settings.edge_events)))
+    if cut is not None:
+        history = history.filter(F.col("timestamp") < F.lit(int(cut)))
+
+    user_items = (
+        history.join(F.broadcast(node_df), on="item_id", how="inner")
+        .groupBy("user_id", "item")
+        .agg(F.max("timestamp").cast("long").alias("ts"))
+        .cache()
+    )
+    counts: dict[str, Any] = {"user_item_pairs": user_items.count()}
+    kept = user_items
+    if settings.max_items_per_user is not None:
+        per_user = user_items.groupBy("user_id").count()
+        counts["users_capped"] = per_user.filter(F.col("count") > settings.max_items_per_user).count()
+        recent_first = Window.partitionBy("user_id").orderBy(F.col("ts").desc(), F.col("item").asc())
+        kept = (
+            user_items.withColumn("rank", F.row_number().over(recent_first))
+            .filter(F.col("rank") <= settings.max_items_per_user)
+            .drop("rank")
+            .cache()
+        )
+    counts["user_item_pairs_after_cap"] = kept.count()
+
+    a, b = kept.alias("a"), kept.alias("b")
+    same_user = (F.col("a.user_id") == F.col("b.user_id")) & (F.col("a.item") < F.col("b.item"))
+    if settings.window_days is not None:
+        same_user &= F.abs(F.col("a.ts") - F.col("b.ts")) <= F.lit(settings.window_days * SECONDS_PER_DAY)
+    pairs = (
+        a.join(b, same_user)
+        .select(F.col("a.item").alias("src"), F.col("b.item").alias("dst"))
+        .groupBy("src", "dst")
+        .agg(F.count(F.lit(1)).cast("int").alias("cocount"))
+    )
+    if settings.min_cocount > 1:
+        pairs = pairs.filter(F.col("cocount") >= settings.min_cocount)
+    if settings.top_k is not None:
+        pairs = pairs.cache()
+        counts["edges_before_top_k"] = pairs.count()
+        pairs = _top_k(pairs, settings.top_k, type_starts)
+
+    out = work_dir / "spark-pairs"
+    pairs.write.mode("overwrite").parquet(str(out))
+    for cached in (user_items, kept, pairs):
+        cached.unpersist()
+    return counts
+
+
+def _top_k(pairs: DataFrame, k: int, type_starts: list[int]) -> DataFrame:
+    """Keep an edge if it is in the top-k (co-count desc, then lower index) of either endpoint."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ends = pairs.select(F.col("src").alias("node"), F.col("dst").alias("other"), "src", "dst", "cocount")
+    ends = ends.unionByName(
+        pairs.select(F.col("dst").alias("node"), F.col("src").alias("other"), "src", "dst", "cocount")
+    ).withColumn("other_type", F.expr(type_of("other", type_starts)))
+    best_first = Window.partitionBy("node", "other_type").orderBy(
+        F.col("cocount").desc(), F.col("other").asc()
+    )
+    kept = (
+        ends.withColumn("rank", F.row_number().over(best_first))
+        .filter(F.col("rank") <= k)
+        .select("src", "dst")
+        .distinct()
+    )
+    return pairs.join(kept, on=["src", "dst"], how="left_semi")

@@ -1,0 +1,119 @@
+"""The `graph` stage on a run directory: read split/history + data/items, write RUN/graph/.
+
+Outputs (docs/architecture.md): nodes.parquet, edges.parquet, csr/ (CoListeningGraph.save), graph.json;
+`colisten graph stats` adds stats.json and degrees.png. graph.json is written last, so its presence
+means the other files are complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from colisten.config import Settings
+from colisten.graph.build import GraphBuild, Progress, build_co_listening_graph
+from colisten.graph.store import CoListeningGraph
+from colisten.io import read_json, write_json_atomic, write_parquet_atomic
+from colisten.run import RunDir
+
+
+def _run_dir(run: str | Path | RunDir) -> RunDir:
+    return run if isinstance(run, RunDir) else RunDir(run)
+
+
+def load_graph(run: str | Path | RunDir) -> CoListeningGraph:
+    """The run's co-listening graph (RUN/graph/csr), or a message saying to run `colisten graph`."""
+    rd = _run_dir(run)
+    rd.require("graph/graph.json", "graph")
+    return CoListeningGraph.load(rd.require("graph/csr/num_nodes.json", "graph").parent)
+
+
+def run_graph_stage(
+    run: str | Path | RunDir,
+    settings: Settings | None = None,
+    *,
+    engine: str | None = None,
+    progress: Progress | None = None,
+) -> GraphBuild:
+    """Build RUN/graph/ from RUN/split/history.parquet (history window only) and RUN/data/items.parquet.
+
+    `settings` defaults to the run's saved config; `engine` overrides `settings.graph.engine`.
+    Events at or after the split's cut (split.json) are ignored even if present in the history.
+    """
+    import pyarrow.parquet as pq
+
+    rd = _run_dir(run)
+    settings = settings or rd.settings()
+    graph_settings = (
+        settings.graph if engine is None else settings.graph.model_copy(update={"engine": engine})
+    )
+    history = rd.require("split/history.parquet", "split")
+    items_path = rd.require("data/items.parquet", "validate")
+    split_json = rd / "split" / "split.json"
+    cut = read_json(split_json).get("cut") if split_json.exists() else None
+
+    out = rd.stage_dir("graph")
+    work = out / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    with rd.stage("graph") as info:
+        items = pq.ParquetFile(items_path).read(columns=["item_id", "item_type"])
+        build = build_co_listening_graph(
+            history,
+            items,
+            graph_settings,
+            work,
+            cut=None if cut is None else int(cut),
+            progress=progress,
+            history_name=str(history),
+        )
+        if progress:
+            progress("saving")
+        write_parquet_atomic(out / "nodes.parquet", build.nodes)
+        os.replace(build.edges_path, out / "edges.parquet")
+        build.edges_path = out / "edges.parquet"
+        _replace_dir(out / "csr", build.graph.save)
+        for stale in ("stats.json", "degrees.png"):  # they describe the previous graph
+            (out / stale).unlink(missing_ok=True)
+        summary: dict[str, Any] = {
+            "settings": graph_settings.model_dump(mode="json"),
+            "cut": cut,
+            **build.stats,
+        }
+        write_json_atomic(out / "graph.json", summary)
+        info.update(
+            engine=graph_settings.engine,
+            edges=build.stats["edges"],
+            edges_per_relation=build.stats["edges_per_relation"],
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return build
+
+
+def _replace_dir(target: Path, write) -> None:
+    """Write a directory beside `target` and swap it in, so no stale relation file survives a rebuild."""
+    fresh = target.with_name(f".{target.name}.new")
+    stale = target.with_name(f".{target.name}.old")
+    for d in (fresh, stale):
+        shutil.rmtree(d, ignore_errors=True)
+    write(fresh)
+    if target.exists():
+        os.replace(target, stale)
+    os.replace(fresh, target)
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_graph_stats(run: str | Path | RunDir) -> dict[str, Any]:
+    """Compute the graph's statistics; write RUN/graph/stats.json and RUN/graph/degrees.png."""
+    from colisten.graph.stats import graph_stats, plot_degree_distributions
+
+    rd = _run_dir(run)
+    graph = load_graph(rd)
+    with rd.stage("graph-stats") as info:
+        stats = graph_stats(graph)
+        out = rd.stage_dir("graph")
+        write_json_atomic(out / "stats.json", stats)
+        plot_degree_distributions(graph, out / "degrees.png", stats)
+        info.update(imbalance_ratio=stats["imbalance_ratio"], components=stats["components"])
+    return stats
