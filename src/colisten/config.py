@@ -352,7 +352,9 @@ class EvaluateConfig(_Section):
         description="Epochs of the HGNN-w-users baseline (10; the other HGNN settings are reused). It "
         "trains inside `evaluate`, so it is kept short.",
     )
-    seed: int = Field(0, description="Seed of the bootstrap resamples and of the ALS / HGNN-w-users fits.")
+    seed: int = Field(
+        0, description="Seed of the bootstrap resamples and the ALS fit (HGNN-w-users uses [hgnn] seed)."
+    )
 
 
 class ServeConfig(_Section):

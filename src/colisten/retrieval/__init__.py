@@ -1,0 +1,4 @@
+"""Nearest-neighbour retrieval (PAPER.md §6): exact top-k, Voyager HNSW index, consumed-item filters.
+
+Entry points: `exact.exact_top_k`, `ann.AnnIndex`, `indexing.build_run_indexes` (stage `index`).
+"""

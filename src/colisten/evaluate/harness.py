@@ -1,0 +1,439 @@
+"""The evaluation harness: full-catalogue ranking of every model, per item type and user segment.
+
+For each item type, each model's users are ranked against the type's whole catalogue in user
+batches (memory = batch x catalogue), already-consumed items filtered out as production does, and
+only the top `k_list` per user is kept. Metrics are means of per-user values over the segment's
+evaluated users; 95% confidence intervals come from resampling users (paired across models: the
+same resamples for every model of a type and segment).
+
+Scores are computed in float64 and rounded to float32 before ranking, so a user's scores do not
+depend on which batch the user falls in (float32 matrix products do, at the last bit) and ties
+are real ties, broken by type index.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from colisten.config import Settings
+from colisten.errors import ColistenError
+from colisten.evaluate.baselines import (
+    ALS,
+    LLMKNN,
+    HGNNMean,
+    HGNNWithUsers,
+    NotAvailable,
+    Popularity,
+    RankingModel,
+    TwoTower,
+    UserItemVectors,
+)
+from colisten.evaluate.data import SEGMENTS, EvalData, load_eval_data
+from colisten.evaluate.metrics import (
+    bootstrap_means,
+    catalogue_coverage,
+    deterministic_top_k,
+    hit_rate_at_k,
+    ndcg_at_k,
+    percentile_interval,
+    recall_at_k,
+    reciprocal_rank_at_k,
+)
+from colisten.run import RunDir
+
+KNOWN_MODELS = ("Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS")
+
+
+class EvaluateError(ColistenError):
+    """A bad evaluation request (unknown model name, artifact of the wrong shape)."""
+
+
+@dataclass
+class RankedLists:
+    """Top-k lists of one model for the evaluated users of one item type."""
+
+    users: np.ndarray  # int [n] rows into EvalData.user_ids
+    top: np.ndarray  # int32 [n, k_list] type indices, -1 = empty slot
+    hits: np.ndarray  # bool [n, k_list] the slot holds a held-out positive
+    tiers: np.ndarray  # int8 [n, k_list] popularity tier of the slot's item (0 = empty)
+    n_positives: np.ndarray  # int [n]
+    positive_tiers: np.ndarray  # bool [n, tiers] the user has a positive in tier t+1
+    servable: np.ndarray  # bool [n]
+
+
+def rank_users(
+    data: EvalData,
+    vectors: UserItemVectors,
+    item_type: str,
+    settings: Settings,
+    users: np.ndarray | None = None,
+    on_batch: Any = None,
+) -> RankedLists:
+    """Rank the whole catalogue of `item_type` for `users` (default: the type's evaluated users)."""
+    cfg = settings.evaluate
+    tgt = data.targets[item_type]
+    users = tgt.evaluated_users if users is None else np.asarray(users)
+    n_items, k = tgt.n_items, cfg.k_list
+    if vectors.items.shape[0] != n_items:
+        raise EvaluateError(
+            f"{item_type}: model gives {vectors.items.shape[0]} item vectors, the run has {n_items} items"
+        )
+    item_t = torch.from_numpy(np.ascontiguousarray(vectors.items, dtype=np.float64))
+    batch = max(1, min(cfg.batch_users, cfg.max_scores_per_batch // max(n_items, 1)))
+    tier_of = tgt.tier.astype(np.int8)
+    n = users.size
+    top = np.full((n, k), -1, np.int32)
+    hits = np.zeros((n, k), bool)
+    tiers = np.zeros((n, k), np.int8)
+    for lo in range(0, n, batch):
+        rows = users[lo : lo + batch]
+        u = torch.from_numpy(np.ascontiguousarray(vectors.users[rows], dtype=np.float64))
+        scores = (u @ item_t.T).to(torch.float32)
+        scores[torch.from_numpy(~vectors.servable[rows])] = -math.inf
+        r, c = _nonzero(tgt.consumed[rows])
+        scores[r, c] = -math.inf
+        idx = deterministic_top_k(scores, k)[0].numpy()
+        # hits: is (row, item) among the batch's held-out positives? (sorted codes, no dense mask)
+        pos = tgt.positives[rows]
+        pos_rows = np.repeat(np.arange(rows.size, dtype=np.int64), np.diff(pos.indptr))
+        codes = np.arange(rows.size, dtype=np.int64)[:, None] * n_items + idx
+        valid = idx >= 0
+        top[lo : lo + rows.size] = idx
+        hits[lo : lo + rows.size] = np.isin(codes, pos_rows * n_items + pos.indices) & valid
+        tiers[lo : lo + rows.size] = np.where(valid, tier_of[np.maximum(idx, 0)], 0)
+        if on_batch is not None:
+            on_batch(rows.size)
+    pos = tgt.positives[users]
+    positive_tiers = np.zeros((n, cfg.tiers), bool)
+    r, c = pos.nonzero()
+    positive_tiers[r, tgt.tier[c] - 1] = True
+    return RankedLists(
+        users=users,
+        top=top,
+        hits=hits,
+        tiers=tiers,
+        n_positives=np.diff(pos.indptr),
+        positive_tiers=positive_tiers,
+        servable=vectors.servable[users],
+    )
+
+
+def _nonzero(m: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    r, c = m.nonzero()
+    return torch.from_numpy(r.astype(np.int64)), torch.from_numpy(c.astype(np.int64))
+
+
+def per_user_metrics(
+    lists: RankedLists, k_hit: int, k_list: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-user metric values, and for tier metrics the mask of users they are averaged over.
+
+    HR@k per tier t counts, among users with a held-out item in tier t, those with a tier-t
+    held-out item in their top k; the long tail is tiers above the middle (3-5 of 5)."""
+    h = lists.hits
+    values = {
+        f"hr@{k_hit}": hit_rate_at_k(h, k_hit),
+        f"mrr@{k_list}": reciprocal_rank_at_k(h, k_list),
+        f"recall@{k_hit}": recall_at_k(h, lists.n_positives, k_hit),
+        f"ndcg@{k_hit}": ndcg_at_k(h, lists.n_positives, k_hit),
+    }
+    masks: dict[str, np.ndarray] = {}
+    n_tiers = lists.positive_tiers.shape[1]
+    for t in range(1, n_tiers + 1):
+        name = f"hr@{k_hit}_tier{t}"
+        values[name] = hit_rate_at_k(h & (lists.tiers == t), k_hit)
+        masks[name] = lists.positive_tiers[:, t - 1].astype(np.float64)
+    tail = lists.tiers > n_tiers // 2
+    has_tail = lists.positive_tiers[:, n_tiers // 2 :].any(axis=1).astype(np.float64)
+    values[f"hr@{k_hit}_longtail"] = hit_rate_at_k(h & tail, k_hit)
+    values[f"mrr@{k_list}_longtail"] = reciprocal_rank_at_k(h & tail, k_list)
+    masks[f"hr@{k_hit}_longtail"] = has_tail
+    masks[f"mrr@{k_list}_longtail"] = has_tail
+    return values, masks
+
+
+def summarize(
+    lists: RankedLists,
+    select: np.ndarray,
+    n_items: int,
+    settings: Settings,
+    seed_key: str,
+    bootstrap: int | None = None,
+) -> dict[str, Any]:
+    """Metrics (and bootstrap 95% CIs) of the users `select`ed (bool mask over lists.users)."""
+    cfg = settings.evaluate
+    b = cfg.bootstrap if bootstrap is None else bootstrap
+    values, masks = per_user_metrics(lists, cfg.k_hit, cfg.k_list)
+    values = {k: v[select] for k, v in values.items()}
+    masks = {k: v[select] for k, v in masks.items()}
+    top = lists.top[select]
+    n = int(select.sum())
+    out: dict[str, Any] = {}
+    for name, v in values.items():
+        w = masks.get(name)
+        if w is None:
+            out[name] = float(v.mean())
+        else:
+            out[name] = float((v * w).sum() / w.sum()) if w.sum() > 0 else None
+            out[f"users_{name.split('_', 1)[1]}"] = int(w.sum())
+    out[f"coverage@{cfg.k_list}"] = catalogue_coverage(top, n_items)
+    out["users"] = n
+    out["users_unserved"] = int((~lists.servable[select]).sum())
+    if b > 0 and n > 0:
+        # Coverage has no interval: it is a property of the union of all lists, and a resample of
+        # users (about 63% distinct) always covers less, so a bootstrap would only show that bias.
+        samples: dict[str, list[np.ndarray]] = {k: [] for k in values}
+        for resamples in bootstrap_resamples(n, b, cfg.seed, seed_key):
+            for name, s in bootstrap_means(values, resamples, masks).items():
+                samples[name].append(s)
+        out["ci95"] = {k: percentile_interval(np.concatenate(v)) for k, v in samples.items()}
+    return out
+
+
+def bootstrap_resamples(n: int, b: int, seed: int, key: str, max_cells: int = 4_000_000):
+    """Chunks of B x n user resamples; the same (seed, key) gives the same resamples, so models
+    compared on one type and segment share them (paired intervals)."""
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    step = max(1, max_cells // max(n, 1))
+    for lo in range(0, b, step):
+        yield rng.integers(0, n, size=(min(step, b - lo), n))
+
+
+def segment_masks(data: EvalData, item_type: str, users: np.ndarray) -> dict[str, np.ndarray]:
+    """warm / cold from split/segments.parquet; 'all' = both. They partition the evaluated users."""
+    seg = data.targets[item_type].segment[users]
+    return {"warm": seg == "warm", "cold": seg == "cold", "all": np.isin(seg, ["warm", "cold"])}
+
+
+def evaluate(
+    data: EvalData,
+    models: Sequence[RankingModel],
+    settings: Settings,
+    bootstrap: int | None = None,
+    console: Any = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate every model on every item type and segment: (metrics, meta) as in RUN/eval/."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cfg = settings.evaluate
+    metrics: dict[str, Any] = {}
+    meta: dict[str, Any] = {
+        "k_hit": cfg.k_hit,
+        "k_list": cfg.k_list,
+        "tiers": cfg.tiers,
+        "bootstrap": cfg.bootstrap if bootstrap is None else bootstrap,
+        "consumed": cfg.consumed,
+        "positives": f"new {settings.data.strong_events} items in split/holdout.parquet",
+        "tie_break": "score descending, then type index (data/items.parquet order) ascending",
+        "models": {},
+        "item_types": {},
+    }
+    types = settings.data.item_types
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=console is None,
+    ) as progress:
+        for item_type in types:
+            tgt = data.targets[item_type]
+            users = tgt.evaluated_users
+            masks = segment_masks(data, item_type, users)
+            meta["item_types"][item_type] = {
+                "items": tgt.n_items,
+                "evaluated_users": {s: int(m.sum()) for s, m in masks.items()},
+                "positives": int(tgt.positives.nnz),
+                "tier_sizes": np.bincount(tgt.tier, minlength=cfg.tiers + 1)[1:].tolist(),
+            }
+            per_type = metrics.setdefault(item_type, {s: {} for s in SEGMENTS})
+            for model in models:
+                t0 = time.perf_counter()
+                task = progress.add_task(f"{item_type:>10} · {model.name}", total=int(users.size))
+                try:
+                    vectors = model.vectors(data, item_type)
+                except NotAvailable as e:
+                    for s in SEGMENTS:
+                        per_type[s][model.name] = {"status": "n/a", "reason": e.reason}
+                    meta["models"].setdefault(model.name, {})[item_type] = {
+                        "status": "n/a",
+                        "reason": e.reason,
+                    }
+                    progress.remove_task(task)
+                    continue
+                lists = rank_users(
+                    data,
+                    vectors,
+                    item_type,
+                    settings,
+                    users,
+                    on_batch=lambda m, t=task: progress.advance(t, m),
+                )
+                for s in SEGMENTS:
+                    if s in vectors.unsupported:
+                        per_type[s][model.name] = {"status": "n/a", "reason": vectors.unsupported[s]}
+                        continue
+                    if not masks[s].any():
+                        reason = f"no {s} user has a new {item_type} stream in the hold-out"
+                        per_type[s][model.name] = {"status": "n/a", "reason": reason}
+                        continue
+                    per_type[s][model.name] = summarize(
+                        lists, masks[s], tgt.n_items, settings, f"{item_type}/{s}", bootstrap
+                    )
+                progress.remove_task(task)
+                meta["models"].setdefault(model.name, {})[item_type] = {
+                    "seconds": round(time.perf_counter() - t0, 3)
+                }
+    return metrics, meta
+
+
+def build_models(
+    run: str | Path, settings: Settings, names: Sequence[str] | None = None
+) -> list[RankingModel]:
+    """The named models (default: settings.evaluate.baselines) with the run's artifacts; a model
+    whose artifacts are missing is still returned and reports 'n/a' with the command to run."""
+    rd = RunDir(run)
+    names = list(settings.evaluate.baselines if names is None else names)
+    unknown = [n for n in names if n not in KNOWN_MODELS]
+    if unknown:
+        raise EvaluateError(f"unknown model(s) {unknown}; known: {', '.join(KNOWN_MODELS)}")
+    n_items = _count_items(rd)
+
+    def array(relative: str, command: str) -> np.ndarray | str:
+        p = rd / relative
+        if not p.exists():
+            return f"{p} is missing (run `colisten {command} --run {rd.root}`)"
+        a = np.load(p, mmap_mode="r")
+        if a.ndim != 2 or a.shape[0] != n_items:
+            raise EvaluateError(
+                f"{p}: shape {a.shape}, expected ({n_items}, d) rows in data/items.parquet order"
+            )
+        return np.asarray(a, dtype=np.float32)
+
+    models: list[RankingModel] = []
+    for name in names:
+        if name == "Popularity":
+            models.append(Popularity())
+        elif name == "ALS":
+            models.append(ALS(settings))
+        elif name == "LLM-KNN":
+            text = array("content/text_embeddings.npy", "embed")
+            models.append(LLMKNN(text) if not isinstance(text, str) else _Missing(name, text))
+        elif name == "HGNN":
+            emb = array("hgnn/item_embeddings.npy", "train-hgnn")
+            models.append(HGNNMean(emb) if not isinstance(emb, str) else _Missing(name, emb))
+        elif name == "HGNN-w-users":
+            text = array("content/text_embeddings.npy", "embed")
+            models.append(
+                HGNNWithUsers(text, settings, rd / "eval" / "hgnn_w_users")
+                if not isinstance(text, str)
+                else _Missing(name, text)
+            )
+        else:  # 2T, 2T-HGNN
+            models.append(two_tower_model(rd.root, name, settings))
+    return models
+
+
+def two_tower_model(run: Path, name: str, settings: Settings | None = None) -> RankingModel:
+    """2T-HGNN = the run's twotower/ model. 2T = the same model without HGNN embeddings
+    (use_hgnn = false), trained on first use into RUN/baselines/2T (see `two_tower_baseline`)."""
+    try:
+        from colisten.twotower.recommender import TwoTowerRecommender
+    except ImportError:
+        return _Missing(name, "colisten.twotower.recommender.TwoTowerRecommender is not installed")
+    if name == "2T-HGNN":
+        if not (run / "twotower" / "best.pt").exists():
+            return _Missing(
+                name, f"{run / 'twotower'} has no trained model (`colisten train-2t --run {run}`)"
+            )
+        return TwoTower(name, lambda: TwoTowerRecommender.load(run))
+    if not (run / "content" / "text_embeddings.npy").exists():
+        return _Missing(
+            name, f"{run / 'content/text_embeddings.npy'} is missing (`colisten embed --run {run}`)"
+        )
+    s = settings or RunDir(run).settings()
+    return TwoTower(name, lambda: TwoTowerRecommender.load(two_tower_baseline(run, s)))
+
+
+def two_tower_baseline(run: Path, settings: Settings) -> Path:
+    """RUN/baselines/2T: a run-shaped folder sharing the run's data, split and content (symlinks)
+    whose twotower/ holds the paper's 2T baseline: the run's two-tower settings with use_hgnn =
+    false. Trained when missing or when the run's split has changed; returns the folder."""
+    from colisten.io import read_json
+    from colisten.twotower.train import train_stage
+
+    root = run / "baselines" / "2T"
+    cut = read_json(run / "split" / "split.json").get("cut")
+    done = root / "twotower" / "features.json"
+    if (
+        done.exists()
+        and (root / "twotower" / "item_vectors.npy").exists()
+        and read_json(done).get("cut") == cut
+    ):
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    for shared in ("data", "split", "content"):
+        link = root / shared
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(Path("..") / ".." / shared, target_is_directory=True)
+    variant = settings.model_copy(
+        update={"twotower": settings.twotower.model_copy(update={"use_hgnn": False})}
+    )
+    sub = RunDir(root)
+    sub.init(variant)
+    with sub.stage("train-2t"):
+        train_stage(sub, variant, progress=False, log=lambda *a, **k: None)
+    return root
+
+
+class _Missing:
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.reason = reason
+
+    def vectors(self, data: EvalData, item_type: str) -> UserItemVectors:
+        raise NotAvailable(self.reason)
+
+
+def _count_items(rd: Any) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(rd.require("data/items.parquet", "validate")).metadata.num_rows
+
+
+def evaluate_run(
+    run: str | Path,
+    settings: Settings | None = None,
+    models: Sequence[str | RankingModel] | None = None,
+    bootstrap: int | None = None,
+    console: Any = None,
+    data: EvalData | None = None,
+) -> dict[str, Any]:
+    """Metrics of `models` (names, or RankingModel objects such as ablation variants) on the run;
+    writes nothing. Pass `data` (load_eval_data) to reuse the split across several calls."""
+    settings = settings or RunDir(run).settings()
+    data = data or load_eval_data(run, settings)
+    resolved = resolve_models(run, settings, models)
+    metrics, _ = evaluate(data, resolved, settings, bootstrap=bootstrap, console=console)
+    return metrics
+
+
+def resolve_models(
+    run: str | Path, settings: Settings, models: Sequence[str | RankingModel] | None
+) -> list[RankingModel]:
+    if models is None:
+        return build_models(run, settings)
+    names = [m for m in models if isinstance(m, str)]
+    built = iter(build_models(run, settings, names)) if names else iter(())
+    return [next(built) if isinstance(m, str) else m for m in models]

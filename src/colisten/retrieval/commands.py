@@ -1,0 +1,30 @@
+"""CLI: `colisten index` (stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index)
+
+
+def index(
+    run: Path = typer.Option(..., "--run", help="Run directory with a trained two-tower model."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML settings (default: the run's)."),
+) -> None:
+    """Build a Voyager HNSW index per item type over the two-tower item vectors.
+
+    Writes RUN/index/TYPE.voy (ids = type index) and RUN/index/index.json with recall@10
+    against exact search (queries: the run's user vectors) and single-query latency.
+    """
+    from colisten.retrieval.indexing import build_run_indexes
+    from colisten.run import RunDir
+
+    rd = RunDir(run)
+    settings = rd.settings(config)
+    with rd.stage("index") as info:
+        report = build_run_indexes(rd, settings, log=typer.echo)
+        info["recall@10"] = {t: v["recall@10"] for t, v in report["types"].items()}

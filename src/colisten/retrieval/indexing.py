@@ -1,0 +1,82 @@
+"""Stage `index`: one Voyager index per item type over the run's item vectors, checked against exact."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from colisten.config import Settings
+from colisten.io import write_json_atomic
+from colisten.retrieval.ann import AnnIndex
+from colisten.retrieval.exact import exact_top_k
+from colisten.run import RunDir
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each query's exact top-k found by the approximate top-k (-1 = padding)."""
+    hits = [
+        len(set(a[a >= 0].tolist()) & set(e[e >= 0].tolist())) for a, e in zip(approx, exact, strict=True)
+    ]
+    sizes = [max(int((e >= 0).sum()), 1) for e in exact]
+    return float(np.mean(np.asarray(hits) / np.asarray(sizes))) if hits else float("nan")
+
+
+def latency_ms(index: AnnIndex, queries: np.ndarray, k: int, n: int = 200) -> dict[str, float]:
+    """Single-query latency (one vector per call, one thread), p50 and p99 in milliseconds."""
+    times = []
+    for q in queries[:n]:
+        t0 = time.perf_counter()
+        index.query(q, k, num_threads=1)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def build_run_indexes(run: RunDir, settings: Settings, log=print) -> dict[str, Any]:
+    """Build RUN/index/TYPE.voy for each item type and write RUN/index/index.json.
+
+    Recall@10 is measured with real queries: the two-tower vectors of up to
+    `retrieval.recall_queries` users of the run, drawn with `retrieval.seed`.
+    """
+    from colisten.twotower.recommender import TwoTowerRecommender
+
+    cfg = settings.retrieval
+    out_dir = run.stage_dir("index")
+    rec = TwoTowerRecommender.load(run, settings)
+    users = rec.known_users()
+    sample = np.random.default_rng(cfg.seed).permutation(len(users))[: cfg.recall_queries]
+    queries = rec.user_vectors(users[np.sort(sample)])
+    report: dict[str, Any] = {"ann": cfg.ann, "n_queries": len(queries), "types": {}}
+    if not cfg.ann:
+        log("retrieval.ann is off: no index built, every query is answered exactly")
+        write_json_atomic(out_dir / "index.json", report)
+        return report
+    for item_type in rec.item_types:
+        _, vectors = rec.item_vectors(item_type)
+        t0 = time.perf_counter()
+        index = AnnIndex.build(
+            vectors, M=cfg.ann_m, ef_construction=cfg.ann_ef_construction, ef=cfg.ann_ef, seed=cfg.seed
+        )
+        build_s = time.perf_counter() - t0
+        index.save(out_dir / f"{item_type}.voy")
+        k = min(10, len(vectors))
+        exact, _ = exact_top_k(queries, vectors, k)
+        approx, _ = index.query(queries, k)
+        entry = {
+            "n_items": len(vectors),
+            "k": k,
+            "recall@10": recall_at_k(approx, exact),
+            "M": cfg.ann_m,
+            "ef_construction": cfg.ann_ef_construction,
+            "ef": cfg.ann_ef,
+            "build_seconds": round(build_s, 3),
+            **latency_ms(index, queries, k),
+        }
+        report["types"][item_type] = entry
+        log(
+            f"{item_type}: {entry['n_items']} items, recall@{k} {entry['recall@10']:.4f} vs exact, "
+            f"p50 {entry['p50_ms']:.3f} ms, p99 {entry['p99_ms']:.3f} ms, built in {build_s:.1f}s"
+        )
+    write_json_atomic(out_dir / "index.json", report)
+    return report

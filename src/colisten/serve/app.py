@@ -1,0 +1,423 @@
+"""The HTTP API (FastAPI): real-time recommendations, similar items, explorer page, hot model swap.
+
+`create_app(run_dir, settings)` loads the run's model bundle, then serves it. Every request reads
+the current bundle once (`state.bundle`) and answers from it alone, which is what makes
+`POST /admin/reload` safe under load. Errors a client can fix get a 4xx JSON body with a readable
+`detail`; anything else is logged and answered with a bare 500, never a stack trace.
+"""
+
+import datetime as dt
+import ipaddress
+import logging
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import numpy as np
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from colisten import __version__
+from colisten.config import ServeConfig, Settings
+from colisten.errors import ColistenError
+from colisten.run import RunDir
+from colisten.serve import schemas
+from colisten.serve.explain import explanation_source
+from colisten.serve.metrics import MetricsMiddleware, ServeMetrics
+from colisten.serve.state import (
+    ModelBundle,
+    ModelState,
+    Recommendation,
+    ReloadInProgress,
+    UserQuery,
+    load_bundle,
+)
+
+log = logging.getLogger("colisten.serve")
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class ReloadRequest(BaseModel):
+    run: str | None = Field(
+        None, description="Run directory to serve from now on (default: the current one)."
+    )
+
+
+def create_app(
+    run_dir: str | Path,
+    settings: Settings | None = None,
+    *,
+    bundle: ModelBundle | None = None,
+    serve_settings: ServeConfig | None = None,
+) -> FastAPI:
+    """A FastAPI app serving the run's model.
+
+    `settings` (default: the run's saved config) apply to every model this app loads, reloads
+    included; without them each run is loaded with its own saved config, as `colisten recommend`
+    would. `serve_settings` (default: `settings.serve`, else the run's) fix max_k, the admin
+    token and the request limits for the app's lifetime. `bundle` skips the initial load.
+    """
+    serve_settings = serve_settings or (settings or RunDir(run_dir).settings()).serve
+    max_k = serve_settings.max_k
+
+    def loader(run: Path) -> ModelBundle:
+        return load_bundle(run, settings)
+
+    metrics = ServeMetrics()
+    state = ModelState(
+        bundle if bundle is not None else loader(Path(run_dir)),
+        loader,
+        on_swap=lambda b: metrics.set_model(b.version, str(b.run), b.load_seconds),
+        on_reload=lambda outcome: metrics.reloads.labels(outcome).inc(),
+    )
+
+    app = FastAPI(
+        title="colisten",
+        version=__version__,
+        description="2T-HGNN recommendations served in real time: the user tower runs on every request, "
+        "so new and cold-start users work. Explorer page at `/`.",
+    )
+    app.state.model = state
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_error_handlers(app)
+
+    ItemType = Annotated[
+        str | None, Query(description="Item type (default: the run's target type, e.g. audiobook).")
+    ]
+    K = Annotated[int, Query(ge=1, le=max_k, description=f"How many items (1..{max_k}).")]
+
+    # --- pages and operations ----------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def explorer() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, Any]:
+        """Liveness and the model being served."""
+        b = state.bundle
+        return {
+            "status": "ok",
+            "model_version": b.version,
+            "run": str(b.run),
+            "reload": state.status.as_dict(),
+        }
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format: request counts and latency by route, model version, reloads."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    def require_admin(request: Request) -> None:
+        if serve_settings.admin_token:
+            given = request.headers.get("authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {serve_settings.admin_token}".encode()):
+                raise HTTPException(401, "admin endpoints need 'Authorization: Bearer <serve.admin_token>'")
+        elif not _is_loopback(request.client.host if request.client else None):
+            raise HTTPException(
+                403, "admin endpoints answer only loopback clients unless serve.admin_token is set"
+            )
+
+    @app.post("/admin/reload", tags=["operations"], dependencies=[Depends(require_admin)], status_code=202)
+    async def reload(
+        body: Annotated[ReloadRequest | None, Body()] = None,
+        wait: Annotated[bool, Query(description="Answer only when the new model serves.")] = False,
+    ) -> JSONResponse:
+        """Load a newer model (same run re-read, or another run directory) in the background and swap
+        it in atomically; requests in flight finish on the old model. 409 if a reload is running."""
+        run = body.run if body and body.run else None
+        if run is not None and not Path(run).is_dir():
+            raise HTTPException(422, f"run directory not found: {run}")
+        try:
+            if not wait:
+                state.reload_in_background(run)
+                return JSONResponse(state.status.as_dict(), status_code=202)
+            await anyio.to_thread.run_sync(state.reload, run)
+        except ReloadInProgress as e:
+            raise HTTPException(409, str(e)) from e
+        except ColistenError as e:
+            raise HTTPException(422, f"reload failed, still serving {state.bundle.version}: {e}") from e
+        except Exception as e:
+            log.exception("reload failed")
+            raise HTTPException(500, f"reload failed, still serving {state.bundle.version}") from e
+        return JSONResponse(state.status.as_dict(), status_code=200)
+
+    @app.get("/admin/reload", tags=["operations"], dependencies=[Depends(require_admin)])
+    def reload_status() -> dict[str, Any]:
+        """State of the last reload (idle, loading, swapped, failed)."""
+        return state.status.as_dict()
+
+    # --- recommendations -----------------------------------------------------------------------
+    @app.get(
+        "/v1/users/{user_id:path}/recommendations",
+        tags=["recommendations"],
+        response_model=schemas.Recommendations,
+    )
+    async def user_recommendations(
+        user_id: str,
+        type: ItemType = None,
+        k: K = 10,
+        explain: bool = True,
+        exclude_consumed: bool = True,
+    ) -> JSONResponse:
+        """Top-k items for a known user: the user tower runs now on their stored history (the run's
+        history window) and demographics; already-consumed items are left out."""
+        b = state.bundle
+        item_type = _item_type(b, type)
+        user = _known_user(b, user_id)
+        query = b.known_user_query(user)
+        rec = b.recommend(query, item_type, k, exclude_consumed=exclude_consumed, with_reasons=explain)
+        return JSONResponse(_recommendations(b, user_id, item_type, k, query, rec))
+
+    @app.post("/v1/recommendations", tags=["recommendations"], response_model=schemas.Recommendations)
+    async def adhoc_recommendations(user: schemas.AdHocUser) -> JSONResponse:
+        """Top-k items for a user given by their history (new or cold-start users): unknown item ids
+        are ignored and listed in the response."""
+        b = state.bundle
+        item_type = _item_type(b, user.type)
+        if user.k > max_k:
+            raise _invalid(["body", "k"], f"k must be at most {max_k}")
+        if len(user.history) > serve_settings.max_history_events:
+            raise _invalid(["body", "history"], f"at most {serve_settings.max_history_events} events")
+        query, unknown, ignored_events = _adhoc_query(b, user)
+        rec = b.recommend(
+            query, item_type, user.k, exclude_consumed=user.exclude_consumed, with_reasons=user.explain
+        )
+        out = _recommendations(b, user.user_id, item_type, user.k, query, rec)
+        out["ignored_item_ids"], out["ignored_events"] = unknown, ignored_events
+        return JSONResponse(out)
+
+    @app.get("/v1/items/{item_id:path}/similar", tags=["items"], response_model=schemas.SimilarItems)
+    def similar_items(item_id: str, type: ItemType = None, k: K = 10) -> schemas.SimilarItems:
+        """Nearest items by HGNN embedding (cosine); `type` defaults to the item's own type."""
+        b = state.bundle
+        g = b.catalogue.index.get(item_id)
+        if g is None:
+            raise HTTPException(404, f"unknown item {item_id!r}: not in the served run's data/items.parquet")
+        item_type = _item_type(b, type) if type is not None else b.catalogue.type_of(g)
+        items, scores = b.similar_items(g, item_type, k)
+        return schemas.SimilarItems(
+            item=schemas.Item(**_item(b, g)),
+            item_type=item_type,
+            k=k,
+            model_version=b.version,
+            items=[
+                schemas.SimilarItem(rank=r, score=float(s), **_item(b, int(i)))
+                for r, (i, s) in enumerate(zip(items, scores, strict=True), start=1)
+            ],
+        )
+
+    # --- explorer support -----------------------------------------------------------------------
+    @app.get("/v1/meta", tags=["explorer"], response_model=schemas.Meta)
+    async def meta() -> schemas.Meta:
+        """The served model: version, item types and catalogue sizes."""
+        b = state.bundle
+        return schemas.Meta(
+            model_version=b.version,
+            run=str(b.run),
+            trained_at=b.trained_at,
+            item_types=b.item_types,
+            target_type=b.target_type,
+            n_items={t: b.type_size(t) for t in b.item_types},
+            n_users=len(b.users),
+            max_k=max_k,
+        )
+
+    @app.get("/v1/users", tags=["explorer"], response_model=schemas.UserSearch)
+    async def search_users(
+        q: Annotated[str, Query(max_length=200, description="User id prefix.")] = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    ) -> schemas.UserSearch:
+        """Known user ids starting with `q` (sorted)."""
+        users, total = state.bundle.users.search(q, limit)
+        return schemas.UserSearch(users=users, total=total)
+
+    @app.get("/v1/random-user", tags=["explorer"])
+    async def random_user() -> dict[str, str]:
+        """A known user with a stored history, drawn at random."""
+        users = state.bundle.users
+        with_history = np.flatnonzero(np.diff(users.indptr) > 0)
+        if with_history.size == 0:
+            raise HTTPException(404, "no user of the served run has a stored history")
+        return {"user_id": str(users.user_ids[np.random.default_rng().choice(with_history)])}
+
+    @app.get("/v1/users/{user_id:path}", tags=["explorer"], response_model=schemas.User)
+    def user_profile(
+        user_id: str, limit: Annotated[int, Query(ge=1, le=1000, description="Events shown per type.")] = 50
+    ) -> schemas.User:
+        """A known user's demographics and stored history, grouped by item type, most recent first."""
+        b = state.bundle
+        user = _known_user(b, user_id)
+        q = b.known_user_query(user)
+        groups: dict[str, schemas.HistoryGroup] = {}
+        for item_type, (lo, hi) in b.catalogue.type_ranges.items():
+            at = np.flatnonzero((q.items >= lo) & (q.items < hi))[::-1]
+            if at.size:
+                groups[item_type] = schemas.HistoryGroup(
+                    total=int(at.size),
+                    events=[
+                        schemas.HistoryEntry(
+                            event=str(q.events[i]),
+                            timestamp=int(q.timestamps[i]),
+                            **_item(b, int(q.items[i])),
+                        )
+                        for i in at[:limit]
+                    ],
+                )
+        return schemas.User(user_id=user_id, age=q.age, country=q.country, history=groups)
+
+    return app
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+def _invalid(loc: list[str], msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": "value_error"}])
+
+
+def _item_type(b: ModelBundle, requested: str | None) -> str:
+    if requested is None:
+        return b.target_type
+    if requested not in b.catalogue.type_ranges:
+        raise _invalid(
+            ["query", "type"],
+            f"unknown item type {requested!r}; this model serves: {', '.join(b.item_types)}",
+        )
+    return requested
+
+
+def _known_user(b: ModelBundle, user_id: str) -> int:
+    user = b.users.index.get(user_id)
+    if user is None:
+        raise HTTPException(
+            404,
+            f"unknown user {user_id!r}: not in the served run's data/users.parquet. For a new user, "
+            "POST /v1/recommendations with their history (an empty history gives cold-start "
+            "recommendations).",
+        )
+    return user
+
+
+def _item(b: ModelBundle, g: int) -> dict[str, Any]:
+    """An item as schemas.Item data."""
+    c = b.catalogue
+    return {
+        "item_id": c.item_ids[g],
+        "title": c.titles[g],
+        "item_type": c.item_types[g],
+        "genre": c.genres[g],
+    }
+
+
+def _adhoc_query(b: ModelBundle, user: schemas.AdHocUser) -> tuple[UserQuery, list[str], list[str]]:
+    """The posted history as a UserQuery; unknown item ids and unused event names, listed once each."""
+    known_events = set(b.recommender.space.strong_events) | set(b.recommender.space.weak_events)
+    items, events, stamps, unknown, ignored_events = [], [], [], {}, {}
+    for position, h in enumerate(user.history):
+        g = b.catalogue.index.get(h.item_id)
+        if g is None:
+            unknown[h.item_id] = None
+            continue
+        if h.event not in known_events:
+            ignored_events[h.event] = None
+        items.append(g)
+        events.append(h.event)
+        stamps.append(position if h.timestamp is None else _epoch_seconds(h.timestamp, position))
+    query = b.adhoc_query(
+        np.asarray(items, dtype=np.int64),
+        events,
+        np.asarray(stamps, dtype=np.int64),
+        user.age,
+        user.country,
+        user.taste_vector,
+    )
+    return query, list(unknown), list(ignored_events)
+
+
+def _epoch_seconds(value: int | float | str, position: int) -> int:
+    if isinstance(value, (int, float)):
+        return int(value)
+    try:
+        return int(float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise _invalid(
+            ["body", "history", str(position), "timestamp"], f"not epoch seconds or ISO-8601: {value!r}"
+        ) from e
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp())
+
+
+def _recommendations(
+    b: ModelBundle, user_id: str | None, item_type: str, k: int, query: UserQuery, rec: Recommendation
+) -> dict[str, Any]:
+    """The Recommendations body as plain JSON data (schemas.Recommendations documents it): built
+    directly, it costs a fraction of validating the same structure through pydantic per request."""
+    items = []
+    for rank, (g, score) in enumerate(zip(rec.items.tolist(), rec.scores.tolist(), strict=True), start=1):
+        item = _item(b, g)
+        item["rank"], item["score"] = rank, score
+        if rec.reasons is not None:
+            reasons = rec.reasons[rank - 1]
+            because = []
+            for r in reasons:
+                reason = _item(b, r.item)
+                del reason["genre"]
+                reason["via"], reason["strength"] = r.via, r.strength
+                because.append(reason)
+            item["explanation"] = {"source": explanation_source(reasons), "because": because}
+        else:
+            item["explanation"] = None
+        items.append(item)
+    return {
+        "user_id": user_id,
+        "item_type": item_type,
+        "k": k,
+        "model_version": b.version,
+        "retrieval": rec.retrieval,
+        "history_events": int(query.items.size),
+        "items": items,
+        "ignored_item_ids": [],
+        "ignored_events": [],
+    }
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": e.get("type", ""),
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{' -> '.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors)
+        return JSONResponse({"detail": detail or "invalid request", "errors": errors}, status_code=422)
+
+    @app.exception_handler(ColistenError)
+    async def user_error(request: Request, exc: ColistenError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal server error (logged on the server)"}, status_code=500)

@@ -1,0 +1,109 @@
+"""Every known user's stored history, held as CSR arrays so one user's events are a slice.
+
+Built once per model load from a Parquet interactions file; a request then reads its user's
+events without touching a DataFrame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from colisten.serve.catalogue import ItemCatalogue
+
+
+@dataclass(frozen=True)
+class UserEvents:
+    """One user's events in time order (global item indices)."""
+
+    items: np.ndarray  # int64
+    event_codes: np.ndarray  # int16 into UserStore.event_names
+    timestamps: np.ndarray  # int64 epoch seconds
+
+
+@dataclass(frozen=True)
+class UserStore:
+    """Users (sorted ids, demographics) and their events as CSR over users."""
+
+    user_ids: np.ndarray  # object[str], sorted
+    index: dict[str, int]
+    age: np.ndarray  # float64, NaN = unknown
+    country: np.ndarray  # object[str | None]
+    indptr: np.ndarray  # int64 [n_users + 1]
+    items: np.ndarray  # int64 global item index
+    event_codes: np.ndarray  # int16 into event_names
+    event_names: np.ndarray  # object[str]
+    timestamps: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return int(self.user_ids.shape[0])
+
+    def events_of(self, user: int) -> UserEvents:
+        lo, hi = int(self.indptr[user]), int(self.indptr[user + 1])
+        return UserEvents(
+            items=self.items[lo:hi],
+            event_codes=self.event_codes[lo:hi],
+            timestamps=self.timestamps[lo:hi],
+        )
+
+    def demographics(self, user: int) -> tuple[int | None, str | None]:
+        age = self.age[user]
+        return (None if np.isnan(age) else int(age)), self.country[user]
+
+    def search(self, prefix: str, limit: int) -> tuple[list[str], int]:
+        """User ids starting with `prefix` (sorted), at most `limit`, and how many match in all."""
+        lo = int(np.searchsorted(self.user_ids, prefix, side="left"))
+        hi = int(np.searchsorted(self.user_ids, prefix + "\U0010ffff", side="left")) if prefix else len(self)
+        return [str(u) for u in self.user_ids[lo : min(hi, lo + limit)]], hi - lo
+
+    @classmethod
+    def build(cls, users: Any, events: Any, catalogue: ItemCatalogue) -> UserStore:
+        """Users (DataFrame: user_id, age, country) and their events (DataFrame: user_id, item_id,
+        event, timestamp). Events of unknown users or items are dropped; users keep their order
+        if already sorted by id (the contract's order), else they are sorted."""
+        user_ids = users["user_id"].astype(str).to_numpy(dtype=object)
+        order_users = np.argsort(user_ids, kind="stable")
+        if not np.array_equal(order_users, np.arange(len(user_ids))):
+            users = users.iloc[order_users].reset_index(drop=True)
+            user_ids = user_ids[order_users]
+        index = {u: i for i, u in enumerate(user_ids)}
+        user_pos = events["user_id"].map(index)
+        item_pos = events["item_id"].map(catalogue.index)
+        keep = (user_pos.notna() & item_pos.notna()).to_numpy()
+        u = user_pos.to_numpy()[keep].astype(np.int64)
+        it = item_pos.to_numpy()[keep].astype(np.int64)
+        ts = events["timestamp"].to_numpy()[keep].astype(np.int64)
+        codes, names = _factorize(events["event"].to_numpy(dtype=object)[keep])
+        order = np.lexsort((it, ts, u))
+        indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
+        age = (
+            users["age"].to_numpy(dtype=np.float64, na_value=np.nan)
+            if "age" in users.columns
+            else np.full(len(user_ids), np.nan)
+        )
+        raw_country = (
+            users["country"].to_numpy(dtype=object) if "country" in users.columns else [None] * len(age)
+        )
+        country = np.asarray([None if pd.isna(c) else str(c) for c in raw_country], dtype=object)
+        return cls(
+            user_ids=user_ids,
+            index=index,
+            age=age,
+            country=country,
+            indptr=indptr,
+            items=it[order],
+            event_codes=codes[order],
+            event_names=names,
+            timestamps=ts[order],
+        )
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    codes, names = pd.factorize(values, sort=True)
+    return codes.astype(np.int16), np.asarray(names, dtype=object)

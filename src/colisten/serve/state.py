@@ -1,0 +1,504 @@
+"""The model bundle the server answers from, and its atomic hot swap.
+
+A `ModelBundle` is everything one model version needs to answer a request: the two-tower
+recommender (user tower, item vectors, ANN indexes), the catalogue, every known user's stored
+history, the co-listening graph and the HGNN embeddings. It is immutable once built.
+
+`ModelState` holds the current bundle behind a single reference. A reload builds the new bundle
+in a background thread while the old one keeps serving, then swaps the reference in one
+assignment. Each request reads the reference once at its start and uses only that bundle, so
+requests in flight finish on the model they started with and no request ever sees a half-loaded
+model. The old bundle is freed when its last request ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colisten.config import Settings
+from colisten.graph.store import CoListeningGraph
+from colisten.retrieval.exact import exact_top_k
+from colisten.run import RunDir
+from colisten.serve.catalogue import ItemCatalogue
+from colisten.serve.errors import ServeError
+from colisten.serve.explain import Explainer, Reason, distinct_recent_first
+from colisten.serve.history import UserEvents, UserStore
+from colisten.serve.realtime import event_kind_map
+
+log = logging.getLogger("colisten.serve")
+
+# Files whose size and modification time define a model version: retraining any stage that the
+# answers depend on, or rebuilding the index, gives a new version string.
+VERSION_ARTIFACTS = (
+    "data/items.parquet",
+    "data/users.parquet",
+    "split/history.parquet",
+    "hgnn/item_embeddings.npy",
+    "graph/graph.json",
+    "twotower/best.pt",
+    "twotower/features.json",
+    "twotower/item_vectors.npy",
+    "index/index.json",
+)
+
+
+def model_version(run: str | Path) -> str:
+    """'<run name>-<8 hex>': a digest of the run's path and its model artifacts' sizes and mtimes."""
+    root = Path(run).resolve()
+    digest = hashlib.sha256(str(root).encode())
+    paths = [root / a for a in VERSION_ARTIFACTS] + sorted((root / "index").glob("*.voy"))
+    for p in paths:
+        if p.exists():
+            st = p.stat()
+            digest.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return f"{root.name}-{digest.hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Top-k of one item type for one user vector, global item indices best first."""
+
+    items: np.ndarray  # int64 global indices
+    scores: np.ndarray  # float32
+    retrieval: str  # "exact" or "ann"
+    reasons: list[list[Reason]] | None
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    """What the user tower needs: one user's history and demographics.
+
+    `kinds` are the model's event kinds (0 strong, 1 weak, -1 ignored) and `consumed` marks the
+    events that make an item 'already consumed' (retrieval.exclude_events).
+    """
+
+    items: np.ndarray  # int64 global item indices
+    events: np.ndarray  # object[str] event names
+    kinds: np.ndarray  # int64
+    consumed: np.ndarray  # bool
+    timestamps: np.ndarray  # int64 epoch seconds (recency order of explanations)
+    age: int | None = None
+    country: str | None = None
+    taste_vector: Any | None = None
+    known_user: int | None = None  # row in the UserStore when the user is known
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """One servable model version (immutable)."""
+
+    run: Path
+    version: str
+    trained_at: str | None
+    settings: Settings
+    recommender: Any  # colisten.twotower.recommender.TwoTowerRecommender
+    catalogue: ItemCatalogue
+    users: UserStore
+    graph: CoListeningGraph | None
+    item_embeddings: np.ndarray | None  # HGNN, L2-normalised, global order
+    explainer: Explainer
+    searchers: dict[str, tuple[Any | None, np.ndarray]]  # type -> (AnnIndex or None = exact, item vectors)
+    realtime: Any | None  # RealtimeUserFeatures, or None = reference feature path
+    user_categorical: np.ndarray  # int64 [n_users, 2] (known users' age bucket, country code)
+    user_taste: np.ndarray  # float32 [n_users, taste_dim + 1]
+    consumed_events: frozenset[str]
+    kind_of_event: dict[str, int]  # event name -> model event kind (absent: ignored by the model)
+    _code_tables: tuple[np.ndarray, np.ndarray]  # per stored event code: model kind, is-consumed
+    load_seconds: float
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def item_types(self) -> list[str]:
+        return list(self.recommender.item_types)
+
+    @property
+    def target_type(self) -> str:
+        t = self.settings.data.target_type
+        return t if t in self.item_types else self.item_types[0]
+
+    # --- users ------------------------------------------------------------------------------
+    def known_user_query(self, user: int) -> UserQuery:
+        """The stored history (the two-tower batch path's: split/history.parquet) of a known user."""
+        ev: UserEvents = self.users.events_of(user)
+        age, country = self.users.demographics(user)
+        return UserQuery(
+            items=ev.items,
+            events=self.users.event_names[ev.event_codes],
+            kinds=self._kind_of_code[ev.event_codes],
+            consumed=self._consumed_of_code[ev.event_codes],
+            timestamps=ev.timestamps,
+            age=age,
+            country=country,
+            known_user=user,
+        )
+
+    def adhoc_query(
+        self,
+        items: np.ndarray,
+        events: list[str],
+        timestamps: np.ndarray,
+        age: int | None = None,
+        country: str | None = None,
+        taste_vector: Any | None = None,
+    ) -> UserQuery:
+        """A history given by the caller (global indices of known items; events as named)."""
+        names = np.asarray(events, dtype=object)
+        return UserQuery(
+            items=np.asarray(items, dtype=np.int64),
+            events=names,
+            kinds=np.fromiter((self.kind_of_event.get(e, -1) for e in names), np.int64, len(names)),
+            consumed=np.fromiter((e in self.consumed_events for e in names), bool, len(names)),
+            timestamps=np.asarray(timestamps, dtype=np.int64),
+            age=age,
+            country=country,
+            taste_vector=taste_vector,
+        )
+
+    @property
+    def _kind_of_code(self) -> np.ndarray:
+        return self._code_tables[0]
+
+    @property
+    def _consumed_of_code(self) -> np.ndarray:
+        return self._code_tables[1]
+
+    def user_vector(self, query: UserQuery) -> np.ndarray:
+        """The user tower's output (float32 [d]) for this history and these demographics."""
+        import torch
+
+        rec = self.recommender
+        if self.realtime is None:  # reference path (pandas): by setting, or if the fast path failed its check
+            if query.known_user is not None:
+                return rec.user_vectors([self.users.user_ids[query.known_user]])[0]
+            records = [
+                {"item_id": self.catalogue.item_ids[i], "event": e}
+                for i, e in zip(query.items, query.events, strict=True)
+            ]
+            return rec.user_vector_from_history(records, query.age, query.country, query.taste_vector)
+        if query.known_user is not None:
+            categorical = self.user_categorical[query.known_user]
+            taste = self.user_taste[query.known_user]
+        else:
+            categorical = self.realtime.categorical(query.age, query.country)
+            taste = self.realtime.taste(query.taste_vector)
+        features = self.realtime.compute(query.items, query.kinds, categorical, taste)
+        # What twotower.train.user_vectors does for one row, minus its per-call model.eval()
+        # (the loaded model is already in eval mode): the same tower, the same numbers.
+        with torch.inference_mode():
+            vector = rec.model.user_tower(
+                torch.from_numpy(features.dense), torch.from_numpy(features.categorical)
+            )
+        return vector.numpy()[0]
+
+    def consumed(self, query: UserQuery) -> np.ndarray:
+        """Global indices of the history items that count as consumed (retrieval.exclude_events)."""
+        return np.unique(query.items[query.consumed])
+
+    # --- retrieval --------------------------------------------------------------------------
+    def type_size(self, item_type: str) -> int:
+        lo, hi = self.catalogue.type_ranges[item_type]
+        return hi - lo
+
+    def uses_ann(self, item_type: str) -> bool:
+        return self.searchers[item_type][0] is not None
+
+    def recommend(
+        self,
+        query: UserQuery,
+        item_type: str,
+        k: int,
+        exclude_consumed: bool = True,
+        with_reasons: bool = True,
+    ) -> Recommendation:
+        """Top-k items of `item_type` for this user: the same retrieval as `colisten recommend`."""
+        lo, hi = self.catalogue.type_ranges[item_type]
+        k = min(k, hi - lo)
+        vector = self.user_vector(query)
+        exclude = None
+        if exclude_consumed:
+            consumed = self.consumed(query)
+            in_type = consumed[(consumed >= lo) & (consumed < hi)] - lo
+            exclude = (np.array([0, in_type.size], dtype=np.int64), in_type)  # CSR with one row
+        # TwoTowerRecommender.top_k's dispatch (exact search below retrieval.exact_below items, else
+        # the run's Voyager index), with each type's vectors and index looked up once at load.
+        ann, vectors = self.searchers[item_type]
+        if ann is not None:
+            idx, scores = ann.query(vector, k, exclude=exclude)
+        else:
+            idx, scores = exact_top_k(vector, vectors, k, exclude=exclude)
+        keep = idx >= 0
+        items = idx[keep] + lo
+        reasons = None
+        if with_reasons:
+            history = distinct_recent_first(query.items, query.timestamps)
+            reasons = self.explainer.explain(items, history)
+        return Recommendation(items, scores[keep], "exact" if ann is None else "ann", reasons)
+
+    def similar_items(self, item: int, item_type: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest items of `item_type` to one item by HGNN embedding cosine (the item itself excluded)."""
+        if self.item_embeddings is None:
+            raise ServeError(f"{self.run / 'hgnn/item_embeddings.npy'} is missing: no similar items")
+        lo, hi = self.catalogue.type_ranges[item_type]
+        exclude = [[item - lo]] if lo <= item < hi else None
+        k = min(k, hi - lo - (1 if exclude else 0))
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        idx, scores = exact_top_k(self.item_embeddings[item], self.item_embeddings[lo:hi], k, exclude=exclude)
+        keep = idx >= 0
+        return idx[keep] + lo, scores[keep]
+
+
+def load_bundle(
+    run: str | Path, settings: Settings | None = None, verify_users: int | None = None
+) -> ModelBundle:
+    """Load everything one model version needs from a run directory (raises ServeError/RunError).
+
+    `settings` default to the run's saved config. The fast real-time feature path is checked
+    bit-for-bit against the two-tower batch path on `verify_users` known users (default:
+    settings.serve.verify_users).
+    """
+    import pyarrow.parquet as pq
+
+    from colisten.twotower.features import age_bucket, taste_matrix
+    from colisten.twotower.recommender import TwoTowerRecommender
+
+    t0 = time.perf_counter()
+    rd = RunDir(run)
+    if not rd.root.is_dir():
+        raise ServeError(f"run directory not found: {rd.root}")
+    version = model_version(rd.root)
+    settings = settings or rd.settings()
+    rec = TwoTowerRecommender.load(rd, settings)
+    catalogue = ItemCatalogue.load(rd.require("data/items.parquet", "validate"))
+    if list(catalogue.item_ids) != list(rec.space.item_ids):
+        raise ServeError(f"{rd / 'data/items.parquet'} changed since `colisten train-2t`: retrain the model")
+    history = pq.read_table(
+        rd.require("split/history.parquet", "split"), columns=["user_id", "item_id", "event", "timestamp"]
+    ).to_pandas()
+    users = UserStore.build(rec.users, history, catalogue)
+    del history
+
+    graph = None
+    if (rd / "graph/csr/num_nodes.json").exists():
+        graph = CoListeningGraph.load(rd / "graph/csr")
+    else:
+        log.warning("%s has no co-listening graph: explanations use embedding similarity only", rd.root)
+    embeddings = None
+    if (rd / "hgnn/item_embeddings.npy").exists():
+        embeddings = np.load(rd / "hgnn/item_embeddings.npy").astype(np.float32)
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        embeddings = embeddings / np.maximum(norms, 1e-12)
+        if embeddings.shape[0] != len(catalogue):
+            raise ServeError(
+                f"{rd / 'hgnn/item_embeddings.npy'} has {embeddings.shape[0]} rows for {len(catalogue)} items"
+            )
+
+    space = rec.space
+    user_rows = rec.users.set_index(rec.users["user_id"].astype(str)).loc[users.user_ids]
+    user_categorical = np.zeros((len(users), 2), dtype=np.int64)
+    user_categorical[:, 0] = age_bucket(users.age, space)
+    codes = {c: i + 1 for i, c in enumerate(space.countries)}
+    user_categorical[:, 1] = [0 if c is None else codes.get(c, 0) for c in users.country]
+    if space.taste_dim and "taste_vector" in user_rows.columns:
+        user_taste = taste_matrix(user_rows["taste_vector"], space.taste_dim)
+    else:
+        user_taste = np.zeros((len(users), space.taste_dim + 1), dtype=np.float32)
+
+    def rec_type_size(item_type: str) -> int:
+        lo, hi = catalogue.type_ranges[item_type]
+        return hi - lo
+
+    consumed_events = set(space.strong_events)
+    if rec.retrieval.exclude_events == "any":
+        consumed_events |= set(space.weak_events)
+
+    bundle = ModelBundle(
+        run=rd.root,
+        version=version,
+        trained_at=rd.manifest().get("stages", {}).get("train-2t", {}).get("finished_at"),
+        settings=settings,
+        recommender=rec,
+        catalogue=catalogue,
+        users=users,
+        graph=graph,
+        item_embeddings=embeddings,
+        explainer=Explainer(catalogue, graph, embeddings, settings.serve.max_reasons),
+        searchers={
+            t: (
+                rec.ann_index(t) if rec_type_size(t) >= rec.retrieval.exact_below else None,
+                rec.item_vectors(t)[1],
+            )
+            for t in rec.item_types
+        },
+        realtime=None,
+        user_categorical=user_categorical,
+        user_taste=user_taste,
+        consumed_events=frozenset(consumed_events),
+        kind_of_event=event_kind_map(space),
+        _code_tables=_code_tables(users.event_names, space, consumed_events),
+        load_seconds=0.0,
+    )
+    n_verify = settings.serve.verify_users if verify_users is None else verify_users
+    realtime = _verified_realtime(bundle, n_verify) if settings.serve.user_features == "fast" else None
+    object.__setattr__(bundle, "realtime", realtime)
+    object.__setattr__(bundle, "load_seconds", time.perf_counter() - t0)
+    return bundle
+
+
+def _code_tables(
+    event_names: np.ndarray, space: Any, consumed_events: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per stored event name: the model's event kind and whether it marks an item consumed."""
+    kind_of_event = event_kind_map(space)
+    kinds = np.asarray([kind_of_event.get(e, -1) for e in event_names], dtype=np.int64)
+    consumed = np.asarray([e in consumed_events for e in event_names], dtype=bool)
+    return kinds, consumed
+
+
+def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
+    """The fast feature path if it reproduces the batch path exactly on a sample of users."""
+    from colisten.serve.realtime import RealtimeUserFeatures
+
+    realtime = RealtimeUserFeatures(bundle.recommender.space)
+    if n_users <= 0:
+        return realtime
+    users = bundle.users
+    with_history = np.flatnonzero(np.diff(users.indptr) > 0)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.permutation(with_history)[:n_users])
+    sample = np.r_[sample, np.flatnonzero(np.diff(users.indptr) == 0)[:5]].astype(np.int64)
+    if sample.size == 0:
+        return realtime
+    reference = bundle.recommender.user_features(users.user_ids[sample])
+    for row, u in enumerate(sample):
+        q = bundle.known_user_query(int(u))
+        f = realtime.compute(q.items, q.kinds, bundle.user_categorical[u], bundle.user_taste[u])
+        if not (
+            np.array_equal(f.dense[0], reference.dense[row])
+            and np.array_equal(f.categorical[0], reference.categorical[row])
+        ):
+            log.warning(
+                "real-time features differ from the two-tower batch path for user %s: "
+                "serving with the slower reference path",
+                users.user_ids[u],
+            )
+            return None
+    return realtime
+
+
+@dataclass
+class ReloadStatus:
+    """What the last reload did (shown by GET /admin/reload and /healthz)."""
+
+    state: str = "idle"  # idle | loading | swapped | failed
+    run: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    previous_version: str | None = None
+    version: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class ReloadInProgress(ServeError):
+    """A reload was requested while another one is still loading."""
+
+
+class ModelState:
+    """The current ModelBundle behind one reference, swapped atomically by `reload`."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        loader: Callable[[Path], ModelBundle],
+        on_swap: Callable[[ModelBundle], None] | None = None,
+        on_reload: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_swap(bundle)` runs for the first bundle and after every swap; `on_reload(outcome)`
+        after every reload attempt, outcome 'swapped' or 'failed'."""
+        self._bundle = bundle
+        self._loader = loader
+        self._on_swap = on_swap
+        self._on_reload = on_reload
+        self._reload_lock = threading.Lock()
+        self.status = ReloadStatus(version=bundle.version)
+        if on_swap:
+            on_swap(bundle)
+
+    @property
+    def bundle(self) -> ModelBundle:
+        """The bundle to answer one request with: read it once per request."""
+        return self._bundle
+
+    def reload(self, run: str | Path | None = None) -> ReloadStatus:
+        """Load `run` (default: the current run again) and swap it in; the old bundle serves meanwhile.
+
+        Raises ReloadInProgress if another reload is loading; on a failed load the old bundle
+        stays and the error is re-raised (and recorded in `status`).
+        """
+        self._begin(run)
+        return self._load_and_swap(run)
+
+    def reload_in_background(self, run: str | Path | None = None) -> threading.Thread:
+        """Start a reload in a daemon thread; ReloadInProgress at once if one is loading.
+
+        A failed load is logged and recorded in `status`; the old model keeps serving.
+        """
+        self._begin(run)
+
+        def target() -> None:
+            try:
+                self._load_and_swap(run)
+            except Exception:
+                log.exception("model reload failed")
+
+        thread = threading.Thread(target=target, name="colisten-reload", daemon=True)
+        thread.start()
+        return thread
+
+    def _begin(self, run: str | Path | None) -> None:
+        if not self._reload_lock.acquire(blocking=False):
+            raise ReloadInProgress(f"a reload of {self.status.run} is already in progress")
+        target = Path(run) if run is not None else self._bundle.run
+        self.status = ReloadStatus(
+            state="loading", run=str(target), started_at=time.time(), previous_version=self._bundle.version
+        )
+
+    def _load_and_swap(self, run: str | Path | None) -> ReloadStatus:
+        """Runs with the reload lock held (taken by `_begin`); releases it."""
+        try:
+            old = self._bundle
+            target = Path(run) if run is not None else old.run
+            try:
+                new = self._loader(target)
+            except Exception as e:
+                self.status.state, self.status.error = "failed", str(e)
+                self.status.finished_at, self.status.version = time.time(), old.version
+                if self._on_reload:
+                    self._on_reload("failed")
+                raise
+            self._bundle = new  # the swap: one reference assignment
+            if self._on_swap:
+                self._on_swap(new)
+            if self._on_reload:
+                self._on_reload("swapped")
+            self.status.state, self.status.version, self.status.finished_at = (
+                "swapped",
+                new.version,
+                time.time(),
+            )
+            log.info("model swapped: %s -> %s (%s)", old.version, new.version, new.run)
+            return self.status
+        finally:
+            self._reload_lock.release()

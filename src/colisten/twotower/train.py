@@ -1,0 +1,488 @@
+"""Two-tower training, readable top to bottom: labels, features, model, loop, validation, checkpoints.
+
+No leakage: labels are the (user, item) interactions of the last `label_days` of the history
+window, and user features come only from events before that label window, mirroring the
+evaluation split (features up to `cut`, labels in the hold-out). The hold-out is never read.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from colisten.config import Settings, TwoTowerConfig
+from colisten.errors import ColistenError
+from colisten.io import read_json, save_numpy_atomic, save_torch_atomic, write_json_atomic
+from colisten.run import RunDir
+from colisten.twotower.features import (
+    SECONDS_PER_DAY,
+    FeatureSpace,
+    ItemFeatures,
+    UserFeatures,
+    build_feature_space,
+    consumed_items,
+    item_features,
+    user_features,
+)
+
+# Settings that may change between a checkpoint and `--resume` without invalidating it.
+RESUMABLE_CHANGES = {"epochs", "device"}
+
+
+class TrainingError(ColistenError):
+    """Training cannot start (no labels, bad label window, incompatible checkpoint)."""
+
+
+@dataclass
+class TrainingData:
+    """Everything the loop needs, as arrays. User rows are the label-window users."""
+
+    space: FeatureSpace
+    users: UserFeatures  # features as of label_start
+    items: ItemFeatures
+    train_pairs: np.ndarray  # int64 [n, 2]: user row, global item index
+    val_pairs: np.ndarray  # int64 [m, 2]: users disjoint from train_pairs' users
+    consumed: tuple[np.ndarray, np.ndarray]  # CSR per user row: items streamed before label_start
+    log_frequency: np.ndarray  # float32 [n_items]: log share of training labels (logQ correction)
+    label_start: int
+
+
+def build_training_data(
+    history: pd.DataFrame,
+    users: pd.DataFrame,
+    items: pd.DataFrame,
+    text_embeddings: np.ndarray,
+    hgnn_embeddings: np.ndarray,
+    settings: Settings,
+    history_start: int,
+    cut: int,
+) -> TrainingData:
+    """Label-window pairs, pre-label user features, item features and the validation split."""
+    cfg = settings.twotower
+    label_start = cut - cfg.label_days * SECONDS_PER_DAY
+    if label_start <= history_start:
+        raise TrainingError(
+            f"twotower.label_days={cfg.label_days} covers the whole history window "
+            f"({(cut - history_start) / SECONDS_PER_DAY:.0f} days): no events are left for user features"
+        )
+    space = build_feature_space(
+        items,
+        users,
+        hgnn_embeddings if cfg.use_hgnn else text_embeddings,
+        strong_events=settings.data.strong_events,
+        weak_events=settings.data.weak_events,
+        use_weak_signals=cfg.use_weak_signals,
+        weak_signals_own_mean=cfg.weak_signals_own_mean,
+        age_buckets=cfg.age_buckets,
+        use_taste_vector=cfg.use_taste_vector,
+        history_embedding_source="hgnn" if cfg.use_hgnn else "text",
+    )
+    label_ev = settings.data.strong_events + (settings.data.weak_events if cfg.label_events == "any" else [])
+    ts = history["timestamp"].to_numpy(dtype=np.int64)
+    labels = history.loc[(ts >= label_start) & history["event"].isin(label_ev).to_numpy()]
+    label_item = space.item_index.get_indexer(labels["item_id"])
+    keep = label_item >= 0
+    if cfg.label_types is not None:
+        unknown = sorted(set(cfg.label_types) - set(space.item_types))
+        if unknown:
+            raise TrainingError(
+                f"twotower.label_types names unknown item types {unknown}; known: {space.item_types}"
+            )
+        codes = [space.item_types.index(t) for t in cfg.label_types]
+        keep &= np.isin(space.item_type_codes[np.maximum(label_item, 0)], codes)
+    label_user_ids = labels["user_id"].to_numpy(dtype=object)[keep]
+    label_item = label_item[keep]
+
+    user_ids = np.array(sorted(set(label_user_ids)), dtype=object)
+    feats = user_features(history, users, user_ids, space, as_of=label_start)
+    consumed = consumed_items(history, user_ids, space, which="strong", as_of=label_start)
+
+    user_row = pd.Index(user_ids).get_indexer(label_user_ids)
+    pairs = (
+        np.unique(np.stack([user_row, label_item], axis=1), axis=0)
+        if len(user_row)
+        else np.zeros((0, 2), np.int64)
+    )
+    if cfg.label_new_items_only and len(pairs):
+        pairs = pairs[~_in_csr(consumed, pairs[:, 0], pairs[:, 1])]
+    pairs = pairs.astype(np.int64)
+
+    # validation users: disjoint from training users, chosen by seed
+    pair_users = np.unique(pairs[:, 0])
+    rng = np.random.default_rng(cfg.seed)
+    n_val = int(math.ceil(cfg.validation_fraction * len(pair_users))) if len(pair_users) >= 2 else 0
+    val_users = rng.permutation(pair_users)[:n_val]
+    is_val = np.isin(pairs[:, 0], val_users)
+    train_pairs, val_pairs = pairs[~is_val], pairs[is_val]
+    if len(train_pairs) < 2:
+        raise TrainingError(
+            f"only {len(train_pairs)} training pairs: the last {cfg.label_days} days of the history "
+            f"window hold too few {'/'.join(label_ev)} events on new items; raise twotower.label_days "
+            "or use a longer history"
+        )
+
+    freq = np.bincount(train_pairs[:, 1], minlength=space.n_items).astype(np.float64)
+    log_frequency = np.log(np.maximum(freq, 1.0) / freq.sum()).astype(np.float32)
+    return TrainingData(
+        space=space,
+        users=feats,
+        items=item_features(items, text_embeddings, hgnn_embeddings if cfg.use_hgnn else None, space),
+        train_pairs=train_pairs,
+        val_pairs=val_pairs,
+        consumed=consumed,
+        log_frequency=log_frequency,
+        label_start=label_start,
+    )
+
+
+def new_model(data: TrainingData, cfg: TwoTowerConfig):
+    """An untrained model sized for `data` (seeded)."""
+    import torch
+
+    from colisten.twotower.model import TwoTowerModel
+
+    torch.manual_seed(cfg.seed)
+    return TwoTowerModel(
+        user_dense_dim=data.users.dense.shape[1],
+        user_categorical_sizes=data.space.user_categorical_sizes,
+        item_dense_dim=data.items.dense.shape[1],
+        item_categorical_sizes=data.space.item_categorical_sizes,
+        categorical_dim=cfg.categorical_dim,
+        tower_dims=cfg.tower_dims,
+    )
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+class _Tensors:
+    """The data's arrays on the training device."""
+
+    def __init__(self, data: TrainingData, device: str) -> None:
+        import torch
+
+        self.user_dense = torch.from_numpy(data.users.dense).to(device)
+        self.user_cat = torch.from_numpy(data.users.categorical).to(device)
+        self.item_dense = torch.from_numpy(data.items.dense).to(device)
+        self.item_cat = torch.from_numpy(data.items.categorical).to(device)
+        self.log_frequency = torch.from_numpy(data.log_frequency).to(device)
+        self.device = device
+
+    def batch_loss(self, model, pairs: np.ndarray, temperature: float):
+        import torch
+
+        from colisten.twotower.model import in_batch_softmax_loss
+
+        u = torch.from_numpy(pairs[:, 0]).to(self.device)
+        i = torch.from_numpy(pairs[:, 1]).to(self.device)
+        user_vecs = model.user_tower(self.user_dense[u], self.user_cat[u])
+        item_vecs = model.item_tower(self.item_dense[i], self.item_cat[i])
+        return in_batch_softmax_loss(user_vecs, item_vecs, i, self.log_frequency[i], temperature)
+
+
+def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
+    """Item-tower output for every item (float32 [n_items, d], global order)."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(items.dense), batch):
+            dense = torch.from_numpy(items.dense[s : s + batch]).to(device)
+            cat = torch.from_numpy(items.categorical[s : s + batch]).to(device)
+            out.append(model.item_tower(dense, cat).cpu().numpy())
+    return (
+        np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.item_tower.out_dim), np.float32)
+    )
+
+
+def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
+    """User-tower output for every row of `users` (float32 [n, d])."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(users.dense), batch):
+            dense = torch.from_numpy(users.dense[s : s + batch]).to(device)
+            cat = torch.from_numpy(users.categorical[s : s + batch]).to(device)
+            out.append(model.user_tower(dense, cat).cpu().numpy())
+    return (
+        np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.user_tower.out_dim), np.float32)
+    )
+
+
+def validation_metrics(model, data: TrainingData, cfg: TwoTowerConfig, device: str = "cpu") -> dict[str, Any]:
+    """Held-out users' label-window pairs: in-batch loss and HR@10 per item type (full ranking).
+
+    HR@10 ranks every item of the type, minus what the user streamed before the label window:
+    the same protocol as the offline evaluation, on a split the model never trained on.
+    """
+    import torch
+
+    from colisten.retrieval.exact import exact_top_k
+
+    pairs = data.val_pairs
+    out: dict[str, Any] = {"val_loss": None, "hr@10": {}}
+    if len(pairs) == 0:
+        return out
+    tensors = _Tensors(data, device)
+    model.eval()
+    order = np.random.default_rng([cfg.seed, 1]).permutation(len(pairs))
+    losses, weights = [], []
+    with torch.inference_mode():
+        for s in range(0, len(order), cfg.batch_size):
+            b = pairs[order[s : s + cfg.batch_size]]
+            if len(b) < 2:
+                continue
+            losses.append(float(tensors.batch_loss(model, b, cfg.temperature)))
+            weights.append(len(b))
+    if losses:
+        out["val_loss"] = float(np.average(losses, weights=weights))
+
+    users = np.unique(pairs[:, 0])
+    users = np.random.default_rng([cfg.seed, 2]).permutation(users)[: cfg.validation_users]
+    users.sort()
+    sub = UserFeatures(data.users.user_ids[users], data.users.dense[users], data.users.categorical[users])
+    u_vecs = user_vectors(model, sub, device)
+    i_vecs = item_vectors(model, data.items, device)
+    indptr, indices = data.consumed
+    n_items = data.space.n_items
+    truth_keys = pairs[:, 0] * n_items + pairs[:, 1]
+    for item_type in data.space.item_types:
+        lo, hi = data.space.type_range(item_type)
+        in_type = (pairs[:, 1] >= lo) & (pairs[:, 1] < hi) & np.isin(pairs[:, 0], users)
+        if not in_type.any():
+            continue
+        rows = np.unique(pairs[in_type, 0])
+        excl = []
+        for r in rows:
+            c = indices[indptr[r] : indptr[r + 1]]
+            excl.append(c[(c >= lo) & (c < hi)] - lo)
+        top, _ = exact_top_k(
+            u_vecs[np.searchsorted(users, rows)], i_vecs[lo:hi], min(10, hi - lo), exclude=excl
+        )
+        hit = np.isin(rows[:, None] * n_items + top + lo, truth_keys[in_type]) & (top >= 0)
+        out["hr@10"][item_type] = float(hit.any(axis=1).mean())
+    return out
+
+
+def train_two_tower(
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Adam on the in-batch softmax loss; checkpoint every epoch, keep the best validation model.
+
+    Writes out_dir/checkpoint.pt (last epoch, for `--resume`), out_dir/best.pt (lowest validation
+    loss) and out_dir/curve.json. Batch order is a function of (seed, epoch), so a resumed run
+    sees the same batches as an uninterrupted one.
+    """
+    import torch
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.device)
+    model = new_model(data, cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    tensors = _Tensors(data, device)
+    fingerprint = _fingerprint(data, cfg)
+
+    start_epoch, curve = 0, []
+    best = {"val_loss": math.inf, "epoch": None}
+    ckpt_path = out_dir / "checkpoint.pt"
+    if resume:
+        if ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+            if ckpt["fingerprint"] != fingerprint:
+                changed = sorted(
+                    k
+                    for k in set(fingerprint) | set(ckpt["fingerprint"])
+                    if fingerprint.get(k) != ckpt["fingerprint"].get(k)
+                )
+                raise TrainingError(
+                    f"{ckpt_path} was trained with different settings or data ({', '.join(changed)}); "
+                    "rerun without --resume"
+                )
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            start_epoch, curve, best = ckpt["epoch"], ckpt["curve"], ckpt["best"]
+            log(f"resuming after epoch {start_epoch} of {cfg.epochs}")
+        else:
+            log(f"no checkpoint at {ckpt_path}: training from scratch")
+
+    n = len(data.train_pairs)
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = np.random.default_rng([cfg.seed, 0, epoch]).permutation(n)
+        batches = [order[s : s + cfg.batch_size] for s in range(0, n, cfg.batch_size)]
+        batches = [b for b in batches if len(b) >= 2]
+        total, seen = 0.0, 0
+        bar = tqdm(batches, desc=f"2T epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for b in bar:
+            loss = tensors.batch_loss(model, data.train_pairs[b], cfg.temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(b)
+            seen += len(b)
+            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+        val = validation_metrics(model, data, cfg, device)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": total / max(seen, 1),
+            "val_loss": val["val_loss"],
+            "val_hr@10": val["hr@10"],
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        curve.append(row)
+        score = val["val_loss"] if val["val_loss"] is not None else row["train_loss"]
+        if score < best["val_loss"]:
+            best = {"val_loss": score, "epoch": epoch + 1}
+            save_torch_atomic(
+                out_dir / "best.pt",
+                {"model": model.state_dict(), "model_config": model.config, "epoch": epoch + 1, "val": val},
+            )
+        save_torch_atomic(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "curve": curve,
+                "best": best,
+                "fingerprint": fingerprint,
+                "model_config": model.config,
+            },
+        )
+        write_json_atomic(out_dir / "curve.json", curve)
+        hr = ", ".join(f"{t} {v:.3f}" for t, v in val["hr@10"].items())
+        vl = "n/a" if val["val_loss"] is None else f"{val['val_loss']:.4f}"
+        log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}, val loss {vl}, HR@10 {hr}")
+    if not (out_dir / "best.pt").exists():  # zero epochs left and no best saved: keep the last model
+        save_torch_atomic(out_dir / "best.pt", {"model": model.state_dict(), "model_config": model.config})
+    return {
+        "epochs": len(curve),
+        "best_epoch": best["epoch"],
+        "best_val_loss": best["val_loss"],
+        "curve": curve,
+    }
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """A TwoTowerModel from best.pt / checkpoint.pt, in eval mode."""
+    import torch
+
+    from colisten.twotower.model import TwoTowerModel
+
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    model = TwoTowerModel(**ckpt["model_config"]).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model
+
+
+# --- stage: RUN/{data,split,content,hgnn} -> RUN/twotower ------------------------------------------
+def read_stage_inputs(run: RunDir, cfg: TwoTowerConfig) -> dict[str, Any]:
+    """The earlier stages' artifacts the two-tower stage reads (never split/holdout.parquet)."""
+    import pyarrow.parquet as pq
+
+    items = pq.read_table(run.require("data/items.parquet", "validate")).to_pandas()
+    users = pq.read_table(run.require("data/users.parquet", "validate")).to_pandas()
+    text = np.load(run.require("content/text_embeddings.npy", "embed"))
+    hgnn = np.load(run.require("hgnn/item_embeddings.npy", "train-hgnn")) if cfg.use_hgnn else None
+    for name, arr in (("content/text_embeddings.npy", text), ("hgnn/item_embeddings.npy", hgnn)):
+        if arr is not None and arr.shape[0] != len(items):
+            raise TrainingError(
+                f"{run / name} has {arr.shape[0]} rows but data/items.parquet has {len(items)} items; "
+                "rerun the stage that writes it"
+            )
+    return {"items": items, "users": users, "text": text, "hgnn": hgnn}
+
+
+def train_stage(
+    run: RunDir, settings: Settings, *, resume: bool = False, progress: bool = True, log=print
+) -> dict[str, Any]:
+    """Train on the run's history and write RUN/twotower (model, features.json, item_vectors.npy)."""
+    import pyarrow.parquet as pq
+
+    cfg = settings.twotower
+    inputs = read_stage_inputs(run, cfg)
+    split = read_json(run.require("split/split.json", "split"))
+    history = pq.read_table(
+        run.require("split/history.parquet", "split"), columns=["user_id", "item_id", "event", "timestamp"]
+    ).to_pandas()
+    t0 = time.perf_counter()
+    data = build_training_data(
+        history,
+        inputs["users"],
+        inputs["items"],
+        inputs["text"],
+        inputs["hgnn"],
+        settings,
+        history_start=int(split["history_start"]),
+        cut=int(split["cut"]),
+    )
+    del history
+    log(
+        f"{len(data.train_pairs)} training / {len(data.val_pairs)} validation label pairs from "
+        f"{len(data.users.user_ids)} users ({time.perf_counter() - t0:.1f}s to build features)"
+    )
+    out_dir = run.stage_dir("twotower")
+    summary = train_two_tower(data, cfg, out_dir, resume=resume, progress=progress, log=log)
+    meta = {
+        **data.space.to_json(),
+        "settings": cfg.model_dump(mode="json"),
+        "history_start": int(split["history_start"]),
+        "cut": int(split["cut"]),
+        "label_start": int(data.label_start),
+        "history_days": int(round((int(split["cut"]) - int(split["history_start"])) / SECONDS_PER_DAY)),
+        "n_train_pairs": len(data.train_pairs),
+        "n_val_pairs": len(data.val_pairs),
+        "n_label_users": len(data.users.user_ids),
+    }
+    # written after training, so features.json always describes the saved best.pt
+    write_json_atomic(out_dir / "features.json", meta)
+    model = load_model(out_dir / "best.pt")
+    save_numpy_atomic(out_dir / "item_vectors.npy", item_vectors(model, data.items))
+    last = summary["curve"][-1] if summary["curve"] else {}
+    return {
+        "epochs": summary["epochs"],
+        "best_epoch": summary["best_epoch"],
+        "best_val_loss": summary["best_val_loss"],
+        "val_hr@10": last.get("val_hr@10"),
+        "n_train_pairs": len(data.train_pairs),
+        "n_val_pairs": len(data.val_pairs),
+    }
+
+
+def _fingerprint(data: TrainingData, cfg: TwoTowerConfig) -> dict[str, Any]:
+    d = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
+    d["n_train_pairs"] = len(data.train_pairs)
+    d["n_items"] = data.space.n_items
+    d["user_dense_dim"] = int(data.users.dense.shape[1])
+    return d
+
+
+def _in_csr(csr: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each (row, col): is col among row's CSR entries?"""
+    indptr, indices = csr
+    n_cols = int(max(indices.max(initial=0), cols.max(initial=0))) + 1
+    csr_rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    return np.isin(rows.astype(np.int64) * n_cols + cols, csr_rows * n_cols + indices)

@@ -1,0 +1,67 @@
+"""Tower shapes and the in-batch softmax loss with log-frequency correction."""
+
+import math
+
+import pytest
+import torch
+
+from colisten.config import TwoTowerConfig
+from colisten.twotower.model import ItemTower, TwoTowerModel, UserTower, in_batch_softmax_loss
+
+
+def test_default_towers_are_512_256_128_and_output_unit_vectors():
+    dims = TwoTowerConfig().tower_dims
+    assert dims == [512, 256, 128]
+    user = UserTower(dense_dim=40, categorical_sizes=[8, 5], categorical_dim=16, dims=dims)
+    item = ItemTower(dense_dim=30, categorical_sizes=[3, 4, 2], categorical_dim=16, dims=dims)
+    assert [m.out_features for m in user.mlp if isinstance(m, torch.nn.Linear)] == dims
+    u = user(torch.randn(7, 40), torch.tensor([[0, 0]] * 7))  # slot 0 = missing demographics
+    v = item(torch.randn(7, 30), torch.tensor([[0, 3, 1]] * 7))
+    assert u.shape == (7, 128) and v.shape == (7, 128)
+    torch.testing.assert_close(u.norm(dim=1), torch.ones(7))
+    assert (u @ v.T).abs().max() <= 1 + 1e-5  # dot product of unit vectors = cosine
+
+
+def test_tower_sizes_are_configurable():
+    m = TwoTowerModel(10, [3], 12, [2, 2], categorical_dim=4, tower_dims=[32, 8])
+    assert m.user_tower.out_dim == 8 and m.item_tower.out_dim == 8
+    assert m.config["tower_dims"] == [32, 8]
+
+
+def test_loss_is_softmax_over_in_batch_items_minus_log_frequency():
+    torch.manual_seed(0)
+    u = torch.nn.functional.normalize(torch.randn(4, 6), dim=1)
+    v = torch.nn.functional.normalize(torch.randn(4, 6), dim=1)
+    items = torch.tensor([10, 11, 12, 13])
+    log_q = torch.log(torch.tensor([0.4, 0.3, 0.2, 0.1]))
+    got = in_batch_softmax_loss(u, v, items, log_q, temperature=0.1)
+    logits = u @ v.T / 0.1 - log_q[None, :]
+    want = -torch.log_softmax(logits, dim=1).diagonal().mean()
+    torch.testing.assert_close(got, want)
+
+
+def test_log_frequency_correction_stops_punishing_popular_items():
+    # Same scores everywhere: without correction each row's loss is log(batch); the correction
+    # makes the popular item (sampled often as a negative) cheaper to rank first.
+    u = torch.ones(3, 2) / math.sqrt(2)
+    v = torch.ones(3, 2) / math.sqrt(2)
+    items = torch.tensor([0, 1, 2])
+    flat = in_batch_softmax_loss(u, v, items, torch.zeros(3), 1.0)
+    assert float(flat) == pytest.approx(math.log(3))
+    popular_first = torch.log(torch.tensor([0.8, 0.1, 0.1]))
+    per_row = -torch.log_softmax(torch.ones(3, 3) - popular_first[None, :], dim=1).diagonal()
+    assert per_row[0] > per_row[1]  # the popular positive gets less credit
+    torch.testing.assert_close(in_batch_softmax_loss(u, v, items, popular_first, 1.0), per_row.mean())
+
+
+def test_duplicate_items_in_a_batch_are_not_negatives_of_each_other():
+    torch.manual_seed(1)
+    u = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    v = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    v[1] = v[0]
+    items = torch.tensor([5, 5, 6])
+    got = in_batch_softmax_loss(u, v, items, torch.zeros(3), 0.5)
+    logits = u @ v.T / 0.5
+    logits[0, 1] = logits[1, 0] = float("-inf")
+    want = -torch.log_softmax(logits, dim=1).diagonal().mean()
+    torch.testing.assert_close(got, want)

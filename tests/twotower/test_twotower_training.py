@@ -1,0 +1,134 @@
+"""Training: artifacts, learning, no leakage from the label window or the hold-out, resume."""
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from colisten.io import read_json
+from colisten.twotower.features import user_features
+from colisten.twotower.toy_run import write_toy_run
+from colisten.twotower.train import (
+    TrainingError,
+    build_training_data,
+    load_model,
+    new_model,
+    read_stage_inputs,
+    train_stage,
+    train_two_tower,
+    validation_metrics,
+)
+
+QUIET = {"progress": False, "log": lambda *_: None}
+
+
+def training_data(run, settings=None):
+    settings = settings or run.settings()
+    inputs = read_stage_inputs(run, settings.twotower)
+    split = read_json(run / "split/split.json")
+    history = pd.read_parquet(run / "split/history.parquet")
+    data = build_training_data(
+        history,
+        inputs["users"],
+        inputs["items"],
+        inputs["text"],
+        inputs["hgnn"],
+        settings,
+        split["history_start"],
+        split["cut"],
+    )
+    return data, history, inputs, split
+
+
+def test_training_writes_every_artifact_and_the_loss_goes_down(trained_run):
+    run, summary = trained_run
+    for name in ("checkpoint.pt", "best.pt", "features.json", "curve.json", "item_vectors.npy"):
+        assert (run / "twotower" / name).exists(), name
+    curve = read_json(run / "twotower/curve.json")
+    assert len(curve) == summary["epochs"] == 8
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"] - 0.1
+    val = [r["val_loss"] for r in curve]
+    assert min(val) < val[0] and summary["best_epoch"] == int(np.argmin(val)) + 1  # best.pt = lowest
+    vectors = np.load(run / "twotower/item_vectors.npy")
+    n_items = pq.read_metadata(run / "data/items.parquet").num_rows
+    assert vectors.shape == (n_items, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, rtol=1e-5)
+    meta = read_json(run / "twotower/features.json")
+    assert meta["settings"]["tower_dims"] == [128, 64, 32] and meta["history_embedding_source"] == "hgnn"
+    assert run.manifest()["stages"] == {} or "train-2t" not in run.manifest()["stages"]  # library call
+
+
+def test_trained_model_beats_an_untrained_one_on_held_out_label_pairs(trained_run):
+    run, _ = trained_run
+    cfg = run.settings().twotower
+    data, *_ = training_data(run)
+    untrained = validation_metrics(new_model(data, cfg), data, cfg)
+    trained = validation_metrics(load_model(run / "twotower/best.pt"), data, cfg)
+    assert trained["val_loss"] < untrained["val_loss"] - 0.1
+    assert set(trained["hr@10"]) == {"audiobook", "podcast"}  # one model serves both types
+    assert np.mean(list(trained["hr@10"].values())) > np.mean(list(untrained["hr@10"].values()))
+
+
+def test_no_leakage_features_come_only_from_events_before_the_label_window(trained_run):
+    run, _ = trained_run
+    data, history, inputs, split = training_data(run)
+    label_start = split["cut"] - 14 * 86_400
+    assert data.label_start == label_start
+    before = history[history.timestamp < label_start]
+    expected = user_features(before, inputs["users"], data.users.user_ids, data.space)
+    np.testing.assert_array_equal(data.users.dense, expected.dense)
+
+    # rewriting the label window (the answers) changes no feature
+    window = history[history.timestamp >= label_start].copy()
+    window["item_id"] = window["item_id"].sample(frac=1, random_state=0).to_numpy()
+    shuffled = pd.concat([before, window])
+    again = user_features(shuffled, inputs["users"], data.users.user_ids, data.space, as_of=label_start)
+    np.testing.assert_array_equal(again.dense, data.users.dense)
+
+    # every label is a label-window stream of an item not streamed before it
+    ids = data.space.item_ids
+    streams = history[history.event == "stream"]
+    in_window = streams[streams.timestamp >= label_start]
+    label_rows = set(zip(in_window.user_id, in_window.item_id, strict=True))
+    early = streams[streams.timestamp < label_start]
+    streamed_before = set(zip(early.user_id, early.item_id, strict=True))
+    for u, i in np.r_[data.train_pairs, data.val_pairs][:300]:
+        pair = (data.users.user_ids[u], ids[i])
+        assert pair in label_rows and pair not in streamed_before
+    assert not set(data.train_pairs[:, 0]) & set(data.val_pairs[:, 0])  # validation users are unseen
+
+
+def test_training_never_reads_the_hold_out(tmp_path, fast):
+    run = write_toy_run(tmp_path / "run", n_users=150, seed=1, settings=fast(epochs=1))
+    (run / "split/holdout.parquet").unlink()
+    (run / "data/interactions.parquet").unlink()  # hold-out rows live there too
+    train_stage(run, run.settings(), **QUIET)
+    assert (run / "twotower/item_vectors.npy").exists()
+
+
+def test_resume_continues_to_the_same_model_as_an_uninterrupted_run(tmp_path, fast):
+    run = write_toy_run(tmp_path / "run", n_users=150, seed=2, settings=fast())
+    data, *_ = training_data(run)
+    cfg = run.settings().twotower
+    straight = tmp_path / "straight"
+    train_two_tower(data, cfg.model_copy(update={"epochs": 3}), straight, **QUIET)
+    parts = tmp_path / "parts"
+    train_two_tower(data, cfg.model_copy(update={"epochs": 1}), parts, **QUIET)
+    summary = train_two_tower(data, cfg.model_copy(update={"epochs": 3}), parts, resume=True, **QUIET)
+    assert [r["epoch"] for r in summary["curve"]] == [1, 2, 3]
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(parts / "checkpoint.pt", weights_only=False)["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+    with pytest.raises(TrainingError, match="temperature"):
+        train_two_tower(
+            data, cfg.model_copy(update={"epochs": 4, "temperature": 0.2}), parts, resume=True, **QUIET
+        )
+
+
+def test_label_window_longer_than_history_is_a_clear_error(tmp_path, fast):
+    run = write_toy_run(tmp_path / "run", n_users=60, seed=3, settings=fast(label_days=90))
+    with pytest.raises(TrainingError, match="label_days=90"):
+        train_stage(run, run.settings(), **QUIET)
