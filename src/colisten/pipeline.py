@@ -193,6 +193,32 @@ def run_ablations(
     return results
 
 
+def print_ablations(results: dict[str, Any], console: Any) -> None:
+    """Ablations beside the paper's Table 1 figures (warm users, audiobooks, HR@10)."""
+    from rich.table import Table
+
+    from colisten.evaluate.report import PAPER_ABLATIONS
+
+    table = Table(title="Ablations — warm users, audiobooks")
+    for col in ("variant", "HR@10", "95% CI", "MRR@100", "Coverage@100", "paper HR@10"):
+        table.add_column(col)
+    for name, m in results.items():
+        if "hr@10" not in m:
+            table.add_row(name, m.get("status", "n/a"), "", "", "", "")
+            continue
+        lo, hi = m.get("ci95", {}).get("hr@10", [float("nan")] * 2)
+        paper_hr = PAPER_ABLATIONS.get(name, (None, None))[0]
+        table.add_row(
+            name,
+            f"{m['hr@10']:.3f}",
+            f"[{lo:.3f}, {hi:.3f}]",
+            f"{m['mrr@100']:.3f}",
+            f"{m['coverage@100']:.1%}",
+            "" if paper_hr is None else f"{paper_hr:.3f}",
+        )
+    console.print(table)
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-").replace("--", "-")
 

@@ -26,6 +26,15 @@ def evaluate_command(
     bootstrap: int | None = typer.Option(
         None, "--bootstrap", min=0, help="Bootstrap resamples for 95% CIs (0 = none; default from config)."
     ),
+    ablations: bool = typer.Option(
+        False,
+        "--ablations",
+        help="Also run the paper's Table 1 ablations (retrains HGNN + 2T per variant in "
+        "RUN/ablations/) and add them to the report.",
+    ),
+    only: str | None = typer.Option(
+        None, "--only", help="With --ablations: comma-separated subset of ablation names."
+    ),
 ) -> None:
     """Evaluate every model on the hold-out: full-catalogue HR, MRR, coverage with 95% CIs.
 
@@ -51,6 +60,14 @@ def evaluate_command(
         cfg.k_hit,
         cfg.k_list,
     )
+    if ablations:
+        from colisten.evaluate.report import write_report
+        from colisten.pipeline import print_ablations, run_ablations
+
+        subset = [a.strip() for a in only.split(",") if a.strip()] if only else None
+        results = run_ablations(run, settings, subset, log=console.print)
+        print_ablations(results, console)
+        write_report(run, settings.data.target_type, next(iter(settings.data.established_types), None))
     console.print(f"wrote {run / 'eval' / 'metrics.json'} and {run / 'eval' / 'report.html'}")
 
 
