@@ -63,9 +63,9 @@ def stage_split(rd: RunDir, settings: Settings) -> None:
 
 
 def stage_embed(rd: RunDir, settings: Settings) -> None:
-    from colisten.content.stage import embed_stage
+    from colisten.content.stage import run_embed_stage
 
-    embed_stage(rd, settings, progress=False)
+    run_embed_stage(rd, settings, progress=False)
 
 
 def stage_graph(rd: RunDir, settings: Settings) -> None:
@@ -84,15 +84,16 @@ def stage_hgnn(rd: RunDir, settings: Settings) -> None:
 def stage_two_tower(rd: RunDir, settings: Settings) -> None:
     from colisten.twotower.train import train_stage
 
-    with rd.stage("train-2t"):
-        train_stage(rd, settings, progress=False, log=lambda *a, **k: None)
+    with rd.stage("train-2t") as info:
+        info.update(train_stage(rd, settings, progress=False, log=lambda *a, **k: None))
 
 
 def stage_index(rd: RunDir, settings: Settings) -> None:
     from colisten.retrieval.indexing import build_run_indexes
 
-    with rd.stage("index"):
-        build_run_indexes(rd, settings, log=lambda *a, **k: None)
+    with rd.stage("index") as info:
+        report = build_run_indexes(rd, settings, log=lambda *a, **k: None)
+        info["recall@10"] = {t: v["recall@10"] for t, v in report["types"].items()}
 
 
 def stage_evaluate(rd: RunDir, settings: Settings) -> None:

@@ -83,3 +83,14 @@ def load_text_embeddings(run: RunDir, mmap: bool = True) -> np.ndarray:
             f"run `colisten embed --run {run.root}` again"
         )
     return vectors
+
+
+_RECORDED = ("model_id", "dim", "n_items", "n_from_cache", "n_embedded_now", "items_per_s")
+
+
+def run_embed_stage(run: RunDir, settings: Settings, progress: bool = True) -> dict[str, Any]:
+    """`embed_stage`, recorded in the run's manifest as stage "embed" (what CLI and pipeline call)."""
+    with run.stage("embed") as info:
+        stats = embed_stage(run, settings, progress=progress)
+        info.update({k: stats[k] for k in _RECORDED})
+    return stats
