@@ -242,7 +242,7 @@ GOOD_INTERACTIONS = INTERACTIONS_HEADER + "u1,a1,stream,2024-01-01,\n"
             {"users.csv": "user_id,age,country\nu1,30,FR\nu2,31.5,FR\n"},
             ["users.csv", "'age'", "row 2", "'31.5'"],
         ),
-        ({"users.csv": "user_id,age\nu1,30\n"}, ["users.csv", "'country'"]),
+        ({"users.csv": "age,country\n30,FR\n"}, ["users.csv", "'user_id'"]),
         (
             {"users.csv": 'user_id,country,taste_vector\nu1,FR,"[1, 2]"\nu2,FR,"[1, 2, 3]"\n'},
             ["users.csv", "'taste_vector'", "row 2", "3 values"],
@@ -379,3 +379,17 @@ def test_crlf_bom_and_extra_columns_are_read(tmp_path):
     assert report.tables["interactions"].accepted == 1
     q = quarantine(out)
     assert q.row.tolist() == [2] and json.loads(q.raw[0])["item_id"] == "zz"
+
+
+def test_users_without_demographic_columns_are_accepted(tmp_path):
+    """Missing demographics are allowed: a users table with only user_id validates."""
+    data = tmp_path / "in"
+    write(data, "items.csv", ITEMS_CSV)
+    write(data, "interactions.csv", INTERACTIONS_HEADER + "u1,a1,stream,1704103200,\n")
+    write(data, "users.csv", "user_id\nu1\nu9\n")
+    out = tmp_path / "run" / "data"
+    report = validate_dataset(data, Settings(), out_dir=out)
+    users = pd.read_parquet(out / "users.parquet")
+    assert list(users.user_id) == ["u1", "u9"]
+    assert users.country.isna().all() and users.age.isna().all()
+    assert report.tables["users"].accepted == 2

@@ -71,7 +71,7 @@ CONTRACT: dict[str, tuple[Column, ...]] = {
     "users": (
         Column("user_id", "id", True),
         Column("age", "int", False),
-        Column("country", "text", True),
+        Column("country", "text", False),
         Column("taste_vector", "vector", False),
     ),
 }
