@@ -238,6 +238,25 @@ class TwoTowerConfig(_Section):
     label_days: int = Field(
         14, ge=1, description="Label window at the end of history (mirrors the hold-out)."
     )
+    label_windows: int = Field(
+        1,
+        ge=1,
+        description="Label windows of label_days each, stepping back from the end of history (1 = the "
+        "paper's single window). Each window's user features come only from events before its start, "
+        "so more windows add training labels without leakage; validation stays on the last window.",
+    )
+    label_min_feature_days: int = Field(
+        14,
+        ge=1,
+        description="Earlier label windows are used only while at least this many days of history "
+        "precede them (default 14), so their user features are not near-empty.",
+    )
+    logq_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the log-frequency (logQ) correction subtracted from in-batch logits: 1 "
+        "(default) = the full sampled-softmax correction of PAPER.md Eq. 5, 0 = none.",
+    )
     label_events: Literal["strong", "any"] = Field(
         "strong",
         description="Events that make a training label: strong (default: consumption is what we "

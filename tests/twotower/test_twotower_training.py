@@ -132,3 +132,50 @@ def test_label_window_longer_than_history_is_a_clear_error(tmp_path, fast):
     run = write_toy_run(tmp_path / "run", n_users=60, seed=3, settings=fast(label_days=90))
     with pytest.raises(TrainingError, match="label_days=90"):
         train_stage(run, run.settings(), **QUIET)
+
+
+def test_several_label_windows_add_labels_without_leakage(trained_run, fast):
+    run, _ = trained_run
+    settings = fast(label_windows=3, label_min_feature_days=1)
+    data, history, inputs, split = training_data(run, settings)
+    single, *_ = training_data(run)
+    day = 86_400
+    assert data.n_windows == 3 and len(data.train_pairs) > len(single.train_pairs)
+    # validation is the last window's held-out users, whatever the number of windows
+    np.testing.assert_array_equal(
+        single.users.user_ids[single.val_pairs[:, 0]], data.users.user_ids[data.val_pairs[:, 0]]
+    )
+    val_users = set(data.users.user_ids[data.val_pairs[:, 0]])
+    assert not val_users & set(data.users.user_ids[data.train_pairs[:, 0]])  # in no window's training
+
+    streams = history[history.event == "stream"]
+    ids = data.space.item_ids
+    row = 0
+    for k in range(3):
+        w_end = split["cut"] - k * 14 * day
+        w_start = w_end - 14 * day
+        before = history[history.timestamp < w_start]
+        n_rows = len(np.unique(streams.user_id[(streams.timestamp >= w_start) & (streams.timestamp < w_end)]))
+        rows = np.arange(row, row + n_rows)
+        # features of window k's rows use only events before the window's start
+        expected = user_features(before, inputs["users"], data.users.user_ids[rows], data.space)
+        np.testing.assert_array_equal(data.users.dense[rows], expected.dense)
+        # and every label of those rows is a stream inside window k of an item not streamed before it
+        in_w = streams[(streams.timestamp >= w_start) & (streams.timestamp < w_end)]
+        labels = set(zip(in_w.user_id, in_w.item_id, strict=True))
+        old = streams[streams.timestamp < w_start]
+        early = set(zip(old.user_id, old.item_id, strict=True))
+        mine = data.train_pairs[(data.train_pairs[:, 0] >= row) & (data.train_pairs[:, 0] < row + n_rows)]
+        assert len(mine)
+        for u, i in mine:
+            pair = (data.users.user_ids[u], ids[i])
+            assert pair in labels and pair not in early
+        row += n_rows
+    assert row == len(data.users.user_ids)
+
+
+def test_log_frequency_weight_scales_the_correction(trained_run, fast):
+    run, _ = trained_run
+    full, *_ = training_data(run)
+    half, *_ = training_data(run, fast(logq_weight=0.5))
+    np.testing.assert_allclose(half.log_frequency, 0.5 * full.log_frequency, rtol=1e-6)

@@ -44,13 +44,14 @@ class TrainingData:
     """Everything the loop needs, as arrays. User rows are the label-window users."""
 
     space: FeatureSpace
-    users: UserFeatures  # features as of label_start
+    users: UserFeatures  # one row per (label window, user): features as of that window's start
     items: ItemFeatures
     train_pairs: np.ndarray  # int64 [n, 2]: user row, global item index
     val_pairs: np.ndarray  # int64 [m, 2]: users disjoint from train_pairs' users
     consumed: tuple[np.ndarray, np.ndarray]  # CSR per user row: items streamed before label_start
     log_frequency: np.ndarray  # float32 [n_items]: log share of training labels (logQ correction)
-    label_start: int
+    label_start: int  # start of the last (validation) label window
+    n_windows: int = 1  # label windows used (rows repeat a user once per window)
 
 
 def build_training_data(
@@ -84,42 +85,59 @@ def build_training_data(
         history_embedding_source="hgnn" if cfg.use_hgnn else "text",
     )
     label_ev = settings.data.strong_events + (settings.data.weak_events if cfg.label_events == "any" else [])
-    ts = history["timestamp"].to_numpy(dtype=np.int64)
-    labels = history.loc[(ts >= label_start) & history["event"].isin(label_ev).to_numpy()]
-    label_item = space.item_index.get_indexer(labels["item_id"])
-    keep = label_item >= 0
+    label_codes = None
     if cfg.label_types is not None:
         unknown = sorted(set(cfg.label_types) - set(space.item_types))
         if unknown:
             raise TrainingError(
                 f"twotower.label_types names unknown item types {unknown}; known: {space.item_types}"
             )
-        codes = [space.item_types.index(t) for t in cfg.label_types]
-        keep &= np.isin(space.item_type_codes[np.maximum(label_item, 0)], codes)
-    label_user_ids = labels["user_id"].to_numpy(dtype=object)[keep]
-    label_item = label_item[keep]
+        label_codes = [space.item_types.index(t) for t in cfg.label_types]
 
-    user_ids = np.array(sorted(set(label_user_ids)), dtype=object)
-    feats = user_features(history, users, user_ids, space, as_of=label_start)
-    consumed = consumed_items(history, user_ids, space, which="strong", as_of=label_start)
+    # Label windows step back from the cut by label_days; window k's labels are its own
+    # interactions and its users' features come only from events before its start.
+    ts = history["timestamp"].to_numpy(dtype=np.int64)
+    is_label_event = history["event"].isin(label_ev).to_numpy()
+    windows = []
+    for k in range(cfg.label_windows):
+        w_end = cut - k * cfg.label_days * SECONDS_PER_DAY
+        w_start = w_end - cfg.label_days * SECONDS_PER_DAY
+        if k > 0 and w_start - history_start < cfg.label_min_feature_days * SECONDS_PER_DAY:
+            break  # too little history left before this window for meaningful features
+        windows.append(
+            _label_window(history, ts, is_label_event, w_start, w_end, users, space, cfg, label_codes)
+        )
 
-    user_row = pd.Index(user_ids).get_indexer(label_user_ids)
-    pairs = (
-        np.unique(np.stack([user_row, label_item], axis=1), axis=0)
-        if len(user_row)
-        else np.zeros((0, 2), np.int64)
-    )
-    if cfg.label_new_items_only and len(pairs):
-        pairs = pairs[~_in_csr(consumed, pairs[:, 0], pairs[:, 1])]
-    pairs = pairs.astype(np.int64)
-
-    # validation users: disjoint from training users, chosen by seed
-    pair_users = np.unique(pairs[:, 0])
+    # validation users: disjoint from training users (in every window), chosen by seed among the
+    # last window's label users, so the validation set does not depend on label_windows
+    last_ids, last_pairs = windows[0][0].user_ids, windows[0][1]
+    pair_user_ids = np.unique(last_ids[np.unique(last_pairs[:, 0])]) if len(last_pairs) else last_ids[:0]
     rng = np.random.default_rng(cfg.seed)
-    n_val = int(math.ceil(cfg.validation_fraction * len(pair_users))) if len(pair_users) >= 2 else 0
-    val_users = rng.permutation(pair_users)[:n_val]
-    is_val = np.isin(pairs[:, 0], val_users)
-    train_pairs, val_pairs = pairs[~is_val], pairs[is_val]
+    n_val = int(math.ceil(cfg.validation_fraction * len(pair_user_ids))) if len(pair_user_ids) >= 2 else 0
+    val_user_ids = set(rng.permutation(pair_user_ids)[:n_val].tolist())
+
+    dense, categorical, row_ids, indptrs, indices = [], [], [], [np.zeros(1, np.int64)], []
+    train_parts, val_parts, offset = [], [], 0
+    for k, (feats, pairs, (c_indptr, c_indices)) in enumerate(windows):
+        is_val = np.isin(feats.user_ids[pairs[:, 0]], list(val_user_ids)) if len(pairs) else np.zeros(0, bool)
+        train_parts.append(pairs[~is_val] + [offset, 0])
+        if k == 0:
+            val_parts.append(pairs[is_val] + [offset, 0])
+        dense.append(feats.dense)
+        categorical.append(feats.categorical)
+        row_ids.append(feats.user_ids)
+        indptrs.append(c_indptr[1:] + indptrs[-1][-1])
+        indices.append(c_indices)
+        offset += len(feats.user_ids)
+    feats = UserFeatures(
+        user_ids=np.concatenate(row_ids),
+        dense=np.concatenate(dense),
+        categorical=np.concatenate(categorical),
+    )
+    consumed = (np.concatenate(indptrs), np.concatenate(indices) if indices else np.zeros(0, np.int64))
+    train_pairs = np.concatenate(train_parts).astype(np.int64)
+    val_pairs = np.concatenate(val_parts).astype(np.int64)
+    label_start = cut - cfg.label_days * SECONDS_PER_DAY
     if len(train_pairs) < 2:
         raise TrainingError(
             f"only {len(train_pairs)} training pairs: the last {cfg.label_days} days of the history "
@@ -128,7 +146,7 @@ def build_training_data(
         )
 
     freq = np.bincount(train_pairs[:, 1], minlength=space.n_items).astype(np.float64)
-    log_frequency = np.log(np.maximum(freq, 1.0) / freq.sum()).astype(np.float32)
+    log_frequency = (cfg.logq_weight * np.log(np.maximum(freq, 1.0) / freq.sum())).astype(np.float32)
     return TrainingData(
         space=space,
         users=feats,
@@ -138,7 +156,44 @@ def build_training_data(
         consumed=consumed,
         log_frequency=log_frequency,
         label_start=label_start,
+        n_windows=len(windows),
     )
+
+
+def _label_window(
+    history: pd.DataFrame,
+    ts: np.ndarray,
+    is_label_event: np.ndarray,
+    w_start: int,
+    w_end: int,
+    users: pd.DataFrame,
+    space: FeatureSpace,
+    cfg: TwoTowerConfig,
+    label_codes: list[int] | None,
+) -> tuple[UserFeatures, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """One label window [w_start, w_end): its users' features and consumed items as of w_start,
+    and its (user row, item) label pairs."""
+    labels = history.loc[(ts >= w_start) & (ts < w_end) & is_label_event]
+    label_item = space.item_index.get_indexer(labels["item_id"])
+    keep = label_item >= 0
+    if label_codes is not None:
+        keep &= np.isin(space.item_type_codes[np.maximum(label_item, 0)], label_codes)
+    label_user_ids = labels["user_id"].to_numpy(dtype=object)[keep]
+    label_item = label_item[keep]
+
+    user_ids = np.array(sorted(set(label_user_ids)), dtype=object)
+    before = history.loc[ts < w_start]
+    feats = user_features(before, users, user_ids, space, as_of=w_start)
+    consumed = consumed_items(before, user_ids, space, which="strong", as_of=w_start)
+    user_row = pd.Index(user_ids).get_indexer(label_user_ids)
+    pairs = (
+        np.unique(np.stack([user_row, label_item], axis=1), axis=0)
+        if len(user_row)
+        else np.zeros((0, 2), np.int64)
+    )
+    if cfg.label_new_items_only and len(pairs):
+        pairs = pairs[~_in_csr(consumed, pairs[:, 0], pairs[:, 1])]
+    return feats, pairs.astype(np.int64), consumed
 
 
 def new_model(data: TrainingData, cfg: TwoTowerConfig):
@@ -442,7 +497,8 @@ def train_stage(
     del history
     log(
         f"{len(data.train_pairs)} training / {len(data.val_pairs)} validation label pairs from "
-        f"{len(data.users.user_ids)} users ({time.perf_counter() - t0:.1f}s to build features)"
+        f"{len(data.users.user_ids)} (user, window) rows in {data.n_windows} label window(s) "
+        f"({time.perf_counter() - t0:.1f}s to build features)"
     )
     out_dir = run.stage_dir("twotower")
     summary = train_two_tower(data, cfg, out_dir, resume=resume, progress=progress, log=log)
@@ -455,7 +511,8 @@ def train_stage(
         "history_days": int(round((int(split["cut"]) - int(split["history_start"])) / SECONDS_PER_DAY)),
         "n_train_pairs": len(data.train_pairs),
         "n_val_pairs": len(data.val_pairs),
-        "n_label_users": len(data.users.user_ids),
+        "n_label_users": len(np.unique(data.users.user_ids)),
+        "n_label_windows": int(data.n_windows),
     }
     # written after training, so features.json always describes the saved best.pt
     write_json_atomic(out_dir / "features.json", meta)
