@@ -248,34 +248,28 @@ class _Tensors:
 
 def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
     """Item-tower output for every item (float32 [n_items, d], global order)."""
-    import torch
-
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(items.dense), batch):
-            dense = torch.from_numpy(items.dense[s : s + batch]).to(device)
-            cat = torch.from_numpy(items.categorical[s : s + batch]).to(device)
-            out.append(model.item_tower(dense, cat).cpu().numpy())
-    return (
-        np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.item_tower.out_dim), np.float32)
-    )
+    return _tower_outputs(model, model.item_tower, items.dense, items.categorical, device, batch)
 
 
 def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
     """User-tower output for every row of `users` (float32 [n, d])."""
+    return _tower_outputs(model, model.user_tower, users.dense, users.categorical, device, batch)
+
+
+def _tower_outputs(
+    model, tower, dense: np.ndarray, categorical: np.ndarray, device: str, batch: int
+) -> np.ndarray:
+    """One tower over all rows in batches, in inference mode (float32 [n, d])."""
     import torch
 
     model.eval()
     out = []
     with torch.inference_mode():
-        for s in range(0, len(users.dense), batch):
-            dense = torch.from_numpy(users.dense[s : s + batch]).to(device)
-            cat = torch.from_numpy(users.categorical[s : s + batch]).to(device)
-            out.append(model.user_tower(dense, cat).cpu().numpy())
-    return (
-        np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.user_tower.out_dim), np.float32)
-    )
+        for s in range(0, len(dense), batch):
+            d = torch.from_numpy(dense[s : s + batch]).to(device)
+            c = torch.from_numpy(categorical[s : s + batch]).to(device)
+            out.append(tower(d, c).cpu().numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, tower.out_dim), np.float32)
 
 
 def validation_metrics(model, data: TrainingData, cfg: TwoTowerConfig, device: str = "cpu") -> dict[str, Any]:
