@@ -45,9 +45,7 @@ def main() -> None:
     rows.sort(key=lambda r: -r[1])
     lines = ["| stage | seconds | share of wall |", "|---|---|---|"]
     lines += [f"| {name} | {sec:.1f} | {sec / wall:.0%} |" for name, sec in rows]
-    lines.append(
-        f"| **total wall** | **{wall:.1f}** | vs 600 s target: {wall / TARGET_S:.2f}× |"
-    )
+    lines.append(f"| **total wall** | **{wall:.1f}** | vs 600 s target: {wall / TARGET_S:.2f}× |")
     table = "\n".join(lines)
     print(table)
 

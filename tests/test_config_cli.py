@@ -23,7 +23,7 @@ def test_paper_defaults():
 
 def test_toml_overrides_and_roundtrip(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text('[data]\nholdout_days = 7\n[hgnn]\nfanouts = [4, 2]\n')
+    f.write_text("[data]\nholdout_days = 7\n[hgnn]\nfanouts = [4, 2]\n")
     s = load_settings(f)
     assert s.data.holdout_days == 7 and s.hgnn.fanouts == [4, 2]
     assert s.data.history_days == 90

@@ -353,6 +353,14 @@ class EvaluateConfig(_Section):
         default_factory=lambda: ["Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS"],
         description="Models evaluated by default (all of the paper's, plus implicit's ALS).",
     )
+    oracles: bool = Field(
+        True,
+        description="On a run built from a synthetic world (truth/ beside the input data), also rank with "
+        "the world's true choice model: 'Oracle: true taste' (the best any recommender could do) and "
+        "'Oracle: taste from history' (every item known perfectly, the user's taste estimated from the "
+        "history a model sees), so the tables show how much quality the world leaves on the table. "
+        "Ignored on real data.",
+    )
     als_factors: int = Field(64, ge=1, description="ALS latent factors (64, implicit's usual scale).")
     als_iterations: int = Field(15, ge=1, description="ALS sweeps (15, implicit's default).")
     als_regularization: float = Field(0.05, ge=0, description="ALS L2 penalty (0.05).")

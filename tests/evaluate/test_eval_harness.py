@@ -30,6 +30,7 @@ from colisten.evaluate.harness import (
     evaluate,
     evaluate_run,
     rank_users,
+    resolve_models,
     segment_masks,
 )
 from colisten.evaluate.report import print_paper_tables
@@ -129,6 +130,12 @@ def test_missing_artifacts_say_which_command_to_run(tiny_run):
     (tiny_run.root / "split/holdout.parquet").unlink()
     with pytest.raises(RunError, match="holdout.parquet"):
         evaluate_run(tiny_run.root, settings(), ["Popularity"])
+
+
+def test_oracles_only_on_synthetic_worlds(tiny_run):
+    # this run's data is fabricated, not a `colisten world` folder: no ground truth, no oracle rows
+    names = [m.name for m in resolve_models(tiny_run.root, Settings(), None)]
+    assert names == list(Settings().evaluate.baselines)
 
 
 def test_unknown_item_in_split_is_reported_with_its_id(tiny_run):

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from colisten.cli import app
 from colisten.world import Behaviour, WorldError, WorldTruth, generate_world, world_stats
+from colisten.world.vocab import TOPICS
 
 SMALL = {"users": 2000, "podcasts": 500, "audiobooks": 150}
 
@@ -109,6 +110,46 @@ def test_truth_affinity_is_a_choice_distribution_that_matches_behaviour(small_wo
     s = e[(e.event == "stream") & e.item_id.str.startswith("a")]
     u, i = truth.user_index(s.user_id.tolist()), truth.item_index(s.item_id.tolist())
     assert truth.pair_affinity(u, i).mean() > 5 / 150
+
+
+def test_affinity_factors_rank_like_the_true_choice_model(small_world):
+    d, _ = small_world
+    truth = WorldTruth.load(d)
+    users = np.arange(0, 2000, 11)
+    for item_type in ("audiobook", "podcast"):
+        u, v = truth.affinity_factors(users, item_type)
+        np.testing.assert_allclose(u @ v.T, truth.affinity(users, item_type), rtol=1e-9, atol=1e-15)
+        flat = np.full_like(truth.theta[item_type][users], 1.0 / truth.theta[item_type].shape[1])
+        u2, _ = truth.affinity_factors(users, item_type, theta=flat)
+        assert not np.allclose(u2, u)  # a replaced taste changes the user side only
+
+
+def test_hidden_segments_are_in_taste_but_not_in_text(tmp_path):
+    size = {"users": 400, "podcasts": 120, "audiobooks": 60, "seed": 5}
+    plain = generate_world(tmp_path / "plain", **size)
+    seg = generate_world(tmp_path / "seg", behaviour=Behaviour(segments=3), **size)
+    assert plain.events > 0 and seg.events > 0
+    truth = WorldTruth.load(tmp_path / "seg")
+    k = truth.theta["audiobook"].shape[1]
+    assert k == 3 * Behaviour().topics and truth.choice_weight.shape[1] == k
+    np.testing.assert_allclose(truth.affinity(np.arange(50), "audiobook").sum(axis=1), 1.0, rtol=1e-6)
+    # genre codes (and the text) name the topic only: segment s of topic t is primary t*3+s
+    items = pq.read_table(tmp_path / "seg" / "items.parquet").to_pandas()
+    codes = {c: i for i, c in enumerate(t.bisac for t in TOPICS)}
+    ab = items.item_type == "audiobook"
+    genre_topic = items.genre[ab].map(codes).to_numpy()
+    primary = truth.arrays["item_primary_topic"][truth.items_of_type("audiobook")]
+    assert np.mean(genre_topic == primary // 3) > 0.8
+    # one segment holds most of an item's mass within its primary topic
+    mix = truth.arrays["item_topic_mixture"].reshape(len(truth.item_ids), -1, 3)
+    top = mix[np.arange(len(truth.item_ids)), truth.arrays["item_primary_topic"] // 3]
+    assert np.median(top.max(axis=1) / top.sum(axis=1)) > 0.8
+    # segments=1 is exactly the world the generator always made
+    again = generate_world(tmp_path / "again", behaviour=Behaviour(segments=1), **size)
+    assert pq.read_table(tmp_path / "again" / "interactions").equals(
+        pq.read_table(tmp_path / "plain" / "interactions")
+    )
+    assert again.events == plain.events
 
 
 def test_calibration_statistics_at_small_size(small_world, small_stats):

@@ -429,11 +429,23 @@ def evaluate_run(
     return metrics
 
 
+def oracle_models(run: str | Path, settings: Settings) -> list[RankingModel]:
+    """The world's oracles (evaluate.oracles) when the run was built from a synthetic world."""
+    from colisten.evaluate.oracle import TasteFromHistory, TrueTaste, world_of_run
+    from colisten.world.truth import WorldTruth
+
+    world = world_of_run(run) if settings.evaluate.oracles else None
+    if world is None:
+        return []
+    truth = WorldTruth.load(world)
+    return [TrueTaste(truth), TasteFromHistory(truth)]
+
+
 def resolve_models(
     run: str | Path, settings: Settings, models: Sequence[str | RankingModel] | None
 ) -> list[RankingModel]:
     if models is None:
-        return build_models(run, settings)
+        return build_models(run, settings) + oracle_models(run, settings)
     names = [m for m in models if isinstance(m, str)]
     built = iter(build_models(run, settings, names)) if names else iter(())
     return [next(built) if isinstance(m, str) else m for m in models]

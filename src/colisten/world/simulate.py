@@ -54,6 +54,12 @@ class Behaviour:
     default size (see `colisten world stats`). Saved in world.json."""
 
     topics: int = 32
+    # Hidden audience segments per topic: taste lives in topics x segments, but titles and
+    # descriptions (and genre codes) only reveal the topic, as real blurbs do not say which
+    # audience a title finds. Only co-listening reveals the segment. 1 = text tells everything.
+    segments: int = 1
+    segment_alpha: float = 0.1  # Dirichlet concentration of an item's mass over a topic's segments
+    segment_spread: float = 1.5  # sd of a user's personal segment logits within a topic
     topic_base_sd: float = 0.6  # some topics are bigger than others
     taste_spread: float = 1.7  # sd of a user's personal topic logits: larger = fewer, stronger interests
     country_shift_sd: float = 0.6  # how much the country moves topic tastes
@@ -94,6 +100,11 @@ class Behaviour:
     signal_mix: tuple[float, float, float] = (0.30, 0.55, 0.15)  # follow, preview, intent_to_pay
     signal_odds_lift: tuple[float, float, float] = (1.18, 0.18, 0.13)  # paper: +118%, +18%, +13%
     boost_delay_days: float = 7.0  # mean delay of a stream caused by a weak signal
+
+    @property
+    def latent_topics(self) -> int:
+        """Size of the taste space: topics x hidden segments."""
+        return self.topics * self.segments
 
 
 @dataclass
@@ -242,6 +253,8 @@ def _check_sizes(users: int, podcasts: int, audiobooks: int, days: int, b: Behav
         problems.append(f"--days must be at least 2 (got {days})")
     if not 1 <= b.topics <= len(TOPICS):
         problems.append(f"topics must be between 1 and {len(TOPICS)} (got {b.topics})")
+    if b.segments < 1:
+        problems.append(f"segments must be at least 1 (got {b.segments})")
     if chunk < 1:
         problems.append(f"chunk_users must be positive (got {chunk})")
     if problems:
@@ -255,11 +268,13 @@ def _check_sizes(users: int, podcasts: int, audiobooks: int, days: int, b: Behav
 def _build_catalogue(
     rng: np.random.Generator, b: Behaviour, audiobooks: int, podcasts: int, days: int
 ) -> tuple[_Catalogue, pa.Table]:
-    k = b.topics
+    k, s = b.topics, b.segments
     n_lang = len(LANGUAGES)
     topic_base = rng.normal(0.0, b.topic_base_sd, k)
     country_shift = rng.normal(0.0, b.country_shift_sd, (len(COUNTRIES), k))
     age_slope = rng.normal(0.0, b.age_slope_sd, k)
+    # segments draw from their own stream, so segments=1 gives exactly the world it always gave
+    seg_rng = np.random.default_rng(rng.integers(1 << 62)) if s > 1 else None
     lang_share = np.asarray(ITEM_LANGUAGE_SHARE) / np.sum(ITEM_LANGUAGE_SHARE)
     language_weight = _language_weight(b)
 
@@ -275,30 +290,37 @@ def _build_catalogue(
         primary = rng.choice(k, size=n, p=topic_p)
         focus = rng.beta(4.0, 2.0, size=n)
         secondary = rng.dirichlet(np.full(k, b.item_alpha), size=n)
-        mixture = (1.0 - focus)[:, None] * secondary
-        mixture[np.arange(n), primary] += focus
-        mixture = np.maximum(mixture, 1e-9)
-        mixture /= mixture.sum(axis=1, keepdims=True)
+        text_mixture = (1.0 - focus)[:, None] * secondary
+        text_mixture[np.arange(n), primary] += focus
+        text_mixture = np.maximum(text_mixture, 1e-9)
+        text_mixture /= text_mixture.sum(axis=1, keepdims=True)
+        text_primary = primary
+        mixture = text_mixture
+        if seg_rng is not None:  # split each topic's mass over its hidden segments
+            share = seg_rng.dirichlet(np.full(s, b.segment_alpha), size=(n, k))
+            mixture = np.maximum((text_mixture[:, :, None] * share).reshape(n, k * s), 1e-12)
+            mixture /= mixture.sum(axis=1, keepdims=True)
+            primary = primary * s + share[np.arange(n), primary].argmax(axis=1)
         language = rng.choice(n_lang, size=n, p=lang_share)
         # each topic has its own hits: the global top titles do not fit every taste
         appeal = _zipf_within_groups(
-            rng, primary * n_lang + language if b.hits_per_language else primary, zipf
+            rng, text_primary * n_lang + language if b.hits_per_language else text_primary, zipf
         )
         appeal *= np.exp(rng.normal(0.0, b.appeal_noise, n))
         appeal *= np.where(rng.random(n) < b.back_catalogue_share, b.back_catalogue_appeal, 1.0)
         is_new = rng.random(n) < new_share
         published_day = np.where(is_new, rng.uniform(0.0, days, n), -rng.uniform(1.0, 3000.0, n))
-        genre_topic = np.where(rng.random(n) < b.genre_noise, rng.integers(0, k, n), primary)
-        titles, descriptions = generate_texts(rng, mixture, item_type, language)
+        genre_topic = np.where(rng.random(n) < b.genre_noise, rng.integers(0, k, n), text_primary)
+        titles, descriptions = generate_texts(rng, text_mixture, item_type, language)
 
         weight = mixture * appeal[:, None]
-        z = np.zeros((n_lang, k))
+        z = np.zeros((n_lang, k * s))
         np.add.at(z, language, weight)
         # P(item language | user language, topic) = language weight x supply of that language
         lang_topic = language_weight[:, :, None] * z[None, :, :]  # [L user, L item, K]
         topic_norm = lang_topic.sum(axis=1)
         language_given_topic = (
-            (lang_topic / topic_norm[:, None, :]).transpose(0, 2, 1).reshape(n_lang * k, n_lang)
+            (lang_topic / topic_norm[:, None, :]).transpose(0, 2, 1).reshape(n_lang * k * s, n_lang)
         )
         values, items = _choice_sampler(weight, language, n_lang)
         types[item_type] = _TypeCatalogue(
@@ -330,6 +352,10 @@ def _build_catalogue(
         ]
         offset += n
     table = pa.table({c: pa.array(v, pa.string()) for c, v in columns.items()})
+    if s > 1:  # the catalogue's taste shifts act on topics, equally on each of their segments
+        topic_base, country_shift, age_slope = (
+            np.repeat(x, s, axis=-1) for x in (topic_base, country_shift, age_slope)
+        )
     return _Catalogue(topic_base, country_shift, age_slope, language_weight, types), table
 
 
@@ -377,7 +403,7 @@ def _simulate_chunk(
     cat: _Catalogue, b: Behaviour, days: int, n: int, rng: np.random.Generator
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """One chunk of users: their latent traits and all their events (local user indices)."""
-    k = b.topics
+    k = b.latent_topics
     country_p = np.asarray([c[2] for c in COUNTRIES])
     country = rng.choice(len(COUNTRIES), size=n, p=country_p / country_p.sum())
     language = np.asarray([LANGUAGES.index(c[1]) for c in COUNTRIES])[country]
@@ -386,8 +412,10 @@ def _simulate_chunk(
         cat.topic_base
         + cat.country_shift[country]
         + ((age - 38.0) / 13.0)[:, None] * cat.age_slope
-        + rng.normal(0.0, b.taste_spread, (n, k))
+        + np.repeat(rng.normal(0.0, b.taste_spread, (n, b.topics)), b.segments, axis=1)
     )
+    if b.segments > 1:
+        logits = logits + rng.normal(0.0, b.segment_spread, (n, k))
     theta = {
         "podcast": _softmax(logits),
         "audiobook": _softmax(logits + rng.normal(0.0, b.audiobook_taste_noise, (n, k))),
@@ -768,6 +796,7 @@ def _save_truth(
         truth / "truth.json",
         {
             "topics": [t.name for t in TOPICS[: b.topics]],
+            "segments": b.segments,
             "languages": list(LANGUAGES),
             "countries": [c[0] for c in COUNTRIES],
             "item_types": list(ITEM_TYPES),

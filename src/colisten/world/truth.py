@@ -95,6 +95,29 @@ class WorldTruth:
             self.choice_weight[items],
         )
 
+    def affinity_factors(
+        self, users: np.ndarray, item_type: str, theta: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(user vectors, item vectors) whose dot products are `affinity(users, item_type)`, so a
+        dot-product ranker (the evaluation harness) can rank by the true choice model.
+
+        One block of topics per item language: user block l = language_weight[lang_u, l] x
+        theta_u / topic_norm[lang_u]; an item fills only its own language's block with its
+        choice_weight. `theta` replaces the users' true tastes (e.g. an estimate from history).
+        """
+        users = np.asarray(users, dtype=np.int64)
+        items = self.items_of_type(item_type)
+        lang = self.user_language[users]
+        th = self.theta[item_type][users] if theta is None else np.asarray(theta)
+        scaled = th.astype(np.float64) / self.topic_norm[item_type][lang]
+        n_lang, k = self.language_weight.shape[1], scaled.shape[1]
+        user_vecs = (self.language_weight[lang][:, :, None] * scaled[:, None, :]).reshape(
+            len(users), n_lang * k
+        )
+        item_vecs = np.zeros((items.size, n_lang, k))
+        item_vecs[np.arange(items.size), self.item_language[items]] = self.choice_weight[items]
+        return user_vecs, item_vecs.reshape(items.size, n_lang * k)
+
     def pair_affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """True affinity of each (users[j], items[j]) pair; `items` are global indices."""
         users = np.asarray(users, dtype=np.int64)
