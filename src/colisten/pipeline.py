@@ -45,24 +45,17 @@ def _console():
 
 
 def stage_validate(rd: RunDir, settings: Settings, data: Path) -> None:
-    from colisten.data.contract import validate_dataset
+    from colisten.data.stage import run_validate_stage
 
-    with rd.stage("validate") as info:
-        report = validate_dataset(data, settings, out_dir=rd.stage_dir("data"))
-        rd.init(settings, data_source=str(Path(data).resolve()), fingerprint=report.fingerprint)
-        info["users"] = report.users
-        info["items_per_type"] = report.items_per_type
-        info["quarantined"] = report.quarantined
+    report = run_validate_stage(rd, settings, data)
     if report.tables["interactions"].accepted == 0:
         raise ColistenError(f"{data}: no interactions were accepted; run `colisten validate --data {data}`")
 
 
 def stage_split(rd: RunDir, settings: Settings) -> None:
-    from colisten.data.split import temporal_split
+    from colisten.data.stage import run_split_stage
 
-    with rd.stage("split") as info:
-        result = temporal_split(rd, settings)
-        info.update({"cut": result.cut, "end": result.end, "events": result.counts["events"]})
+    run_split_stage(rd, settings)
 
 
 def stage_embed(rd: RunDir, settings: Settings) -> None:

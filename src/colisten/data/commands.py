@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
 
         from colisten.config import load_settings
         from colisten.data.contract import validate_dataset
+        from colisten.data.stage import run_validate_stage
         from colisten.errors import ColistenError
         from colisten.run import RunDir
 
@@ -124,23 +125,8 @@ def register(app: typer.Typer) -> None:
         else:
             rd = RunDir(run)
             settings = rd.settings(config)
-            with rd.stage("validate") as info, console.status("validating") as status:
-                report = validate_dataset(
-                    data,
-                    settings,
-                    out_dir=rd.stage_dir("data"),
-                    quarantine_path=quarantine,
-                    progress=lambda m: status.update(m),
-                )
-                rd.init(settings, data_source=str(Path(data).resolve()), fingerprint=report.fingerprint)
-                info.update(
-                    {
-                        name: {"rows_in": c.rows_in, "accepted": c.accepted, "quarantined": c.quarantined}
-                        for name, c in report.tables.items()
-                    }
-                )
-                info["users"] = report.users
-                info["items_per_type"] = report.items_per_type
+            with console.status("validating") as status:
+                report = run_validate_stage(rd, settings, data, quarantine, lambda m: status.update(m))
         print_validation(report, settings)
         if report.quarantined:
             console.print(f"Quarantine: {report.quarantine_path}")
@@ -159,14 +145,13 @@ def register(app: typer.Typer) -> None:
         The last holdout_days before the newest event are the hold-out, the history_days before
         them the history. Warm/cold comes from history only. Writes RUN/split/.
         """
-        from colisten.data.split import temporal_split
+        from colisten.data.stage import run_split_stage
         from colisten.run import RunDir
 
         rd = RunDir(run)
         settings = rd.settings(config)
         if config is not None:
             rd.init(settings)
-        with rd.stage("split") as info, console.status("splitting") as status:
-            result = temporal_split(rd, settings, progress=lambda m: status.update(m))
-            info.update({"cut": result.cut, "end": result.end, "events": result.counts["events"]})
+        with console.status("splitting") as status:
+            result = run_split_stage(rd, settings, lambda m: status.update(m))
         print_split(result)
