@@ -12,15 +12,16 @@ split and metrics as `colisten evaluate`, for:
   distinct items they streamed or signalled; for a type: half its own items' mean, half the other
   type's, or the other type's alone when the user has none of its own). What a model that knew
   every item perfectly could reach from the history a real model sees.
-- **2T, true item topics** (with `--oracle-embeddings`) — the run's two-tower model retrained with
-  the items' true topic mixtures in place of the HGNN embeddings: what perfect knowledge of every
-  item's topics (though not of its popularity, which the HGNN embeddings also carry) adds to the
-  two-tower model on this world.
+- **2T, true item topics** and **2T, ALS item factors** (with `--swap-embeddings`) — the run's
+  two-tower model retrained with other item embeddings in place of the HGNN's: the items' true
+  topic mixtures (perfect knowledge of every item's topics, though not of its popularity), then
+  the ALS baseline's item factors (a plain collaborative embedding of the same history): how much
+  better item embeddings could lift 2T-HGNN on this world.
 
 The run's own models come from RUN/eval/metrics.json. Prints a table and appends it to
 bench/RESULTS.md.
 
-    .venv/bin/python bench/ceiling.py --run RUN [--oracle-embeddings]
+    .venv/bin/python bench/ceiling.py --run RUN [--swap-embeddings]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from colisten.evaluate.baselines import ALS
 from colisten.evaluate.data import load_eval_data
 from colisten.evaluate.harness import evaluate_run
 from colisten.evaluate.oracle import TasteFromHistory, TrueTaste, world_of_run
@@ -54,9 +56,23 @@ def world_of(run: Path) -> Path:
     return world
 
 
-def retrain_with_true_topics(run: Path, truth: WorldTruth, workdir: Path) -> dict:
-    """Copy the run's inputs, put the true topic mixtures where the HGNN embeddings were (zero
-    padded to their width), retrain the two-tower model with the run's settings and evaluate it."""
+def true_topics(truth: WorldTruth, data) -> np.ndarray:
+    """Every item's true topic mixture (sqrt, unit rows), in the run's item order."""
+    topics = np.sqrt(
+        truth.arrays["item_topic_mixture"][truth.item_index(list(data.item_ids))].astype(np.float32)
+    )
+    return topics / np.linalg.norm(topics, axis=1, keepdims=True)
+
+
+def als_factors(settings, data) -> np.ndarray:
+    """implicit ALS item factors fitted on the run's history (the ALS baseline's), unit rows."""
+    _, items, _ = ALS(settings).fit(data)
+    return items / np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-9)
+
+
+def retrain_with_item_embeddings(run: Path, embeddings: np.ndarray, workdir: Path) -> dict:
+    """Copy the run's inputs, put `embeddings` where the HGNN embeddings were (zero padded to their
+    width), retrain the two-tower model with the run's settings and evaluate it."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -64,11 +80,10 @@ def retrain_with_true_topics(run: Path, truth: WorldTruth, workdir: Path) -> dic
         src = run / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / part)
     hgnn = np.load(workdir / "hgnn" / "item_embeddings.npy")
-    topics = np.sqrt(truth.arrays["item_topic_mixture"].astype(np.float32))
-    if topics.shape[1] > hgnn.shape[1]:
-        sys.exit(f"true topics have {topics.shape[1]} dims, more than the HGNN's {hgnn.shape[1]}")
+    if embeddings.shape[1] > hgnn.shape[1] or embeddings.shape[0] != hgnn.shape[0]:
+        sys.exit(f"embeddings of shape {embeddings.shape} do not fit the HGNN's {hgnn.shape}")
     emb = np.zeros_like(hgnn)
-    emb[:, : topics.shape[1]] = topics / np.linalg.norm(topics, axis=1, keepdims=True)
+    emb[:, : embeddings.shape[1]] = embeddings
     np.save(workdir / "hgnn" / "item_embeddings.npy", emb)
     colisten = [sys.executable, "-m", "colisten"]
     subprocess.run(
@@ -96,7 +111,9 @@ def main() -> None:
     )
     parser.add_argument("--run", type=Path, required=True, help="a run on a synthetic world, after evaluate")
     parser.add_argument(
-        "--oracle-embeddings", action="store_true", help="also retrain 2T on true item topics"
+        "--swap-embeddings",
+        action="store_true",
+        help="also retrain 2T with true item topics, then with ALS item factors, in place of the HGNN's",
     )
     parser.add_argument("--workdir", type=Path, default=Path("bench/_work/ceiling"))
     args = parser.parse_args()
@@ -111,12 +128,15 @@ def main() -> None:
         for segment, models in by_segment.items():
             metrics.setdefault(item_type, {}).setdefault(segment, {}).update(models)
     rows = [o.name for o in oracles] + list(ROWS)
-    if args.oracle_embeddings:
-        name = "2T, true item topics"  # in place of the HGNN embeddings
-        extra = retrain_with_true_topics(run, truth, args.workdir)
-        for item_type, segment in CELLS:
-            metrics[item_type][segment][name] = extra[item_type][segment]["2T-HGNN"]
-        rows.append(name)
+    if args.swap_embeddings:  # the two-tower model with other item embeddings in the HGNN's place
+        for name, emb in (
+            ("2T, true item topics", true_topics(truth, data)),
+            ("2T, ALS item factors", als_factors(settings, data)),
+        ):
+            extra = retrain_with_item_embeddings(run, emb, args.workdir)
+            for item_type, segment in CELLS:
+                metrics[item_type][segment][name] = extra[item_type][segment]["2T-HGNN"]
+            rows.append(name)
 
     header = "| model | " + " | ".join(f"HR@10 {t}s, {s} users" for t, s in CELLS) + " |"
     lines = [header, "|---" * (len(CELLS) + 1) + "|"]
