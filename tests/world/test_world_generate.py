@@ -260,6 +260,13 @@ def test_cli_world_and_stats(tmp_path):
     assert r.exit_code == 0, r.output
     assert "+118%" in r.output and "top 20% of audiobooks" in r.output
     assert (out / "world_stats.json").exists()
+    seg = tmp_path / "seg"
+    r = runner.invoke(
+        app, ["world", "--out", str(seg), "--users", "300", "--podcasts", "80", "--segments", "2"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads((seg / "world.json").read_text())["behaviour"]["segments"] == 2
+    assert WorldTruth.load(seg).theta["podcast"].shape[1] == 2 * Behaviour().topics
 
 
 def test_cli_user_errors_exit_2_without_traceback(tmp_path):

@@ -21,6 +21,12 @@ def world(
     audiobooks: int = typer.Option(1_000, help="Audiobooks (the new, paid, sparse type)."),
     days: int = typer.Option(104, help="Days of logs (default 90 history + 14 hold-out)."),
     seed: int = typer.Option(0, help="Random seed: same seed and sizes give the same world."),
+    segments: int = typer.Option(
+        1,
+        min=1,
+        help="Hidden audience segments per topic: taste depends on them, the text and genre do not "
+        "show them, only co-listening does (1 = the calibrated default: text shows the whole taste).",
+    ),
     stats: bool = typer.Option(False, "--stats", help="Also compute and print `world stats`."),
 ) -> None:
     """Write a synthetic world to --out: items.parquet, users.parquet, interactions/ (Parquet
@@ -37,7 +43,7 @@ def world(
     from rich.progress import Progress
 
     from colisten.cli import console
-    from colisten.world.simulate import generate_world
+    from colisten.world.simulate import Behaviour, generate_world
 
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("simulating users", total=None)
@@ -52,6 +58,7 @@ def world(
             audiobooks=audiobooks,
             days=days,
             seed=seed,
+            behaviour=Behaviour(segments=segments),
             progress=progress,
         )
     by_type = ", ".join(f"{k} {v:,}" for k, v in summary.events_by_type.items())
