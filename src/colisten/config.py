@@ -173,6 +173,17 @@ class HGNNConfig(_Section):
     patience: int = Field(
         10, ge=1, description="Early stopping: epochs without a better validation metric (paper: 10)."
     )
+    training: Literal["minibatch", "full_graph"] = Field(
+        "minibatch",
+        description="How a training step embeds nodes. minibatch (default, the paper's GraphSAGE/PyG way): a "
+        "sampled computation tree per batch of batch_size edges. full_graph: every node embedded with "
+        "freshly sampled neighbours (fan-outs as in training), then full_graph_step_edges supervision "
+        "edges scored at once — several times more edges per second on graphs of a few thousand items "
+        "(the demo's), while memory grows with the node count.",
+    )
+    full_graph_step_edges: int = Field(
+        2048, ge=1, description="Supervision edges per step with training = 'full_graph' (2048)."
+    )
     max_edges_per_epoch: int | None = Field(
         4096,
         ge=1,

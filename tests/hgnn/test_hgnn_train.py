@@ -33,13 +33,30 @@ def test_training_beats_the_untrained_model(world, tmp_path):
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "curve.json").exists()
 
 
+def test_full_graph_training_learns_and_differs_from_minibatch(world, tmp_path):
+    graph, features, _ = world
+    cfg = HGNNConfig(epochs=12, training="full_graph", full_graph_step_edges=128, **SMALL)
+    result = fit_hgnn(graph, features, cfg, out_dir=tmp_path, progress=False)
+    initial, best = result.curve["initial"], result.curve["epochs"][result.best_epoch - 1]
+    assert best["mrr"] > 1.3 * initial["mrr"] and best["hr@10"] > initial["hr@10"] + 0.1
+    for t, n in graph.num_nodes.items():
+        assert result.embeddings[t].shape == (n, 16)
+        assert np.allclose(np.linalg.norm(result.embeddings[t], axis=1), 1, atol=1e-5)
+    minibatch = fit_hgnn(graph, features, HGNNConfig(epochs=1, **SMALL), progress=False)
+    full = fit_hgnn(graph, features, HGNNConfig(epochs=1, training="full_graph", **SMALL), progress=False)
+    assert minibatch.curve["epochs"][0]["loss"] != full.curve["epochs"][0]["loss"]
+
+
 class _Killed(Exception):
     pass
 
 
-def test_resume_after_a_kill_gives_identical_weights(world, tmp_path):
+@pytest.mark.parametrize("training", ["minibatch", "full_graph"])
+def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training):
     graph, features, _ = world
-    settings = HGNNConfig(epochs=4, patience=10, dropout=0.1, **SMALL)
+    settings = HGNNConfig(
+        epochs=4, patience=10, dropout=0.1, training=training, full_graph_step_edges=96, **SMALL
+    )
     straight = fit_hgnn(graph, features, settings, out_dir=tmp_path / "a", progress=False)
 
     def kill_after_two(entry):

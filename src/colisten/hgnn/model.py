@@ -183,33 +183,45 @@ class HeteroGraphSAGE(nn.Module):
         neighbours per relation, in the neighbour sampler's order (fanouts[0] = the last layer),
         with a fixed draw for a given seed.
         """
-        fanouts = list(fanouts) if fanouts is not None else [None] * self.num_layers
-        if len(fanouts) != self.num_layers:
-            raise ValueError(f"{len(fanouts)} inference fan-outs for {self.num_layers} layers")
         was_training = self.training
         self.eval()
-        device = next(self.parameters()).device
-        rng = np.random.default_rng(seed)
-        h = {t: v.to(device) for t, v in x.items()}
         try:
-            for module, fanout in zip(self.layers, fanouts[::-1], strict=True):
-                out_dim = module.out_dim
-                aggregated: dict[str, torch.Tensor] = {}
-                for edge_type in self.edge_types:
-                    src_type, dst_type = edge_type
-                    csr = graph.csr.get((dst_type, src_type))
-                    if csr is None or csr.num_edges == 0:
-                        continue
-                    m = module.message(edge_type, h[src_type])
-                    parts = []
-                    for lo, hi, rows, nbrs in _edge_chunks(csr.indptr, csr.indices, fanout, rng, out_dim):
-                        src = torch.from_numpy(nbrs).to(device)
-                        parts.append(max_aggregate(m, src, torch.from_numpy(rows).to(device), hi - lo))
-                    agg = torch.cat(parts)
-                    aggregated[dst_type] = aggregated[dst_type] + agg if dst_type in aggregated else agg
-                h = {t: module.update(t, h[t], aggregated.get(t)) for t in h}
+            return self.full_graph_forward(graph, x, fanouts, np.random.default_rng(seed))
         finally:
             self.train(was_training)
+
+    def full_graph_forward(
+        self,
+        graph: CoListeningGraph,
+        x: dict[str, torch.Tensor],
+        fanouts: list[int | None] | None,
+        rng: np.random.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """`embed_full_graph` with gradients and the module's own train/eval mode: a full-graph
+        training step embeds every node with freshly sampled neighbours (hgnn.training =
+        'full_graph'), which on a graph of a few thousand items is far cheaper per supervision edge
+        than sampling a computation tree per mini-batch."""
+        fanouts = list(fanouts) if fanouts is not None else [None] * self.num_layers
+        if len(fanouts) != self.num_layers:
+            raise ValueError(f"{len(fanouts)} fan-outs for {self.num_layers} layers")
+        device = next(self.parameters()).device
+        h = {t: v.to(device) for t, v in x.items()}
+        for module, fanout in zip(self.layers, fanouts[::-1], strict=True):
+            out_dim = module.out_dim
+            aggregated: dict[str, torch.Tensor] = {}
+            for edge_type in self.edge_types:
+                src_type, dst_type = edge_type
+                csr = graph.csr.get((dst_type, src_type))
+                if csr is None or csr.num_edges == 0:
+                    continue
+                m = module.message(edge_type, h[src_type])
+                parts = []
+                for lo, hi, rows, nbrs in _edge_chunks(csr.indptr, csr.indices, fanout, rng, out_dim):
+                    src = torch.from_numpy(nbrs).to(device)
+                    parts.append(max_aggregate(m, src, torch.from_numpy(rows).to(device), hi - lo))
+                agg = torch.cat(parts)
+                aggregated[dst_type] = aggregated[dst_type] + agg if dst_type in aggregated else agg
+            h = {t: module.update(t, h[t], aggregated.get(t)) for t in h}
         return {t: F.normalize(v, dim=-1) for t, v in h.items()}
 
 
