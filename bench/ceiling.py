@@ -119,7 +119,8 @@ def main() -> None:
     args = parser.parse_args()
 
     run = args.run.resolve()
-    truth = WorldTruth.load(world_of(run))
+    world_dir = world_of(run)
+    truth = WorldTruth.load(world_dir)
     settings = RunDir(run).settings()
     data = load_eval_data(run, settings)
     oracles = [TrueTaste(truth), TasteFromHistory(truth)]
@@ -145,7 +146,7 @@ def main() -> None:
     print(table)
 
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    world = json.loads((world_of(run) / "world.json").read_text())
+    world = json.loads((world_dir / "world.json").read_text())
     section = (
         "\n## Quality ceiling of a synthetic world (bench/ceiling.py)\n\n"
         f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\n"

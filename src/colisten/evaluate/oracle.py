@@ -14,7 +14,6 @@ A run whose input data is a `colisten world` folder has the world's ground truth
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,13 @@ import scipy.sparse as sp
 
 from colisten.evaluate.baselines import UserItemVectors
 from colisten.evaluate.data import EvalData
+from colisten.run import RunDir
 from colisten.world.truth import WorldTruth
 
 
 def world_of_run(run: str | Path) -> Path | None:
     """The synthetic world a run was built from (its manifest's data source), if it is one."""
-    manifest = Path(run) / "manifest.json"
-    if not manifest.exists():
-        return None
-    source = json.loads(manifest.read_text()).get("data", {}).get("source")
+    source = RunDir(run).manifest().get("data", {}).get("source")
     if source and (Path(source) / "truth" / "truth.json").exists():
         return Path(source)
     return None

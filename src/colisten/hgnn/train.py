@@ -430,6 +430,7 @@ def _train_epoch(
     k = s.negatives
     full_graph = s.training == "full_graph"
     step = s.full_graph_step_edges if full_graph else s.batch_size
+    type_offset = np.concatenate([[0], np.cumsum(counts)[:-1]])  # row of a type's node 0 in z_all
     batches = range(0, anchor.shape[0], step)
     for lo in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress):
         hi = lo + step
@@ -437,44 +438,38 @@ def _train_epoch(
         nt = np.repeat(pt, k)  # negatives: uniform over all nodes of the positive's type
         ng = (rng.random(nt.shape[0]) * counts[nt]).astype(np.int64)
         if full_graph:  # every node, fresh neighbours; then this step's edges are rows of it
-            z = model.full_graph_forward(neighbor_sampler.graph, x, list(s.fanouts), rng)
+            z = model.full_graph_forward(neighbor_sampler.graph, x, s.fanouts, rng)
             z_all = torch.cat([z[t] for t in node_types])
-            offset = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            position = np.concatenate([offset[at] + an, offset[pt] + po, offset[nt] + ng])
+            position = np.concatenate([type_offset[at] + an, type_offset[pt] + po, type_offset[nt] + ng])
         else:  # a sampled computation tree around this batch's distinct nodes
             types = np.concatenate([at, pt, nt])
             nodes = np.concatenate([an, po, ng])
             seeds: dict[str, np.ndarray] = {}
             position = np.empty(nodes.shape[0], dtype=np.int64)
-            start = 0
+            offset = 0
             for t in node_types:
                 mask = types == code[t]
                 if not mask.any():
                     continue
                 uniq, inv = np.unique(nodes[mask], return_inverse=True)
                 seeds[t] = uniq
-                position[mask] = start + inv
-                start += uniq.shape[0]
+                position[mask] = offset + inv
+                offset += uniq.shape[0]
             sub = neighbor_sampler.sample(seeds, rng)
             z = model({t: x[t][torch.from_numpy(ids).to(dev)] for t, ids in sub.node_ids.items()}, sub.layers)
             z_all = torch.cat([z[t] for t in node_types if t in seeds])
         idx = torch.from_numpy(position).to(dev)
         b = at.shape[0]
         za, zp, zn = z_all[idx[:b]], z_all[idx[b : 2 * b]], z_all[idx[2 * b :]].view(b, k, -1)
-        loss = _max_margin(za, zp, zn, s.margin)
+        pos_score = (za * zp).sum(-1, keepdim=True)
+        neg_score = torch.einsum("bd,bkd->bk", za, zn)
+        loss = torch.relu(neg_score - pos_score + s.margin).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += float(loss.detach()) * b
         n += b
     return total / max(1, n), {r: int(v.shape[0]) for r, v in chosen.items()}
-
-
-def _max_margin(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, margin: float) -> torch.Tensor:
-    """mean over (edge, negative) of max(0, z_a.z_n - z_a.z_p + margin) (PAPER.md §3)."""
-    pos_score = (za * zp).sum(-1, keepdim=True)
-    neg_score = torch.einsum("bd,bkd->bk", za, zn)
-    return torch.relu(neg_score - pos_score + margin).mean()
 
 
 def _check_features(graph: CoListeningGraph, features: dict[str, Any]) -> None:
