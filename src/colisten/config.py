@@ -139,6 +139,13 @@ class HGNNConfig(_Section):
     sampler: Literal["balanced", "uniform", "ratios"] = Field(
         "balanced", description="balanced = paper; uniform = all edges (ablation); ratios = per relation."
     )
+    edge_weighting: Literal["none", "cocount", "sqrt_cocount"] = Field(
+        "none",
+        description="How each epoch's supervision edges are drawn within a relation: none = uniformly "
+        "(paper); cocount / sqrt_cocount = in proportion to the edge's co-count (or its square root), "
+        "so pairs many users share are trained on more often than chance co-listens. With "
+        "graph.keep_weights = false every weight is 1 and all three are the same.",
+    )
     relation_ratios: dict[str, float] = Field(
         default_factory=dict, description="With sampler='ratios': share of each relation kept per epoch."
     )

@@ -82,3 +82,45 @@ def test_relations_setting_selects_and_rejects(world):
     assert select_relations(graph, ["podcast__podcast"]) == ["podcast__podcast"]
     with pytest.raises(HGNNSettingError, match="audiobook__user"):
         select_relations(graph, ["audiobook__user"])
+
+
+def test_cocount_weighting_draws_shared_edges_more_often_without_repeats():
+    n = 1000
+    weight = np.where(np.arange(n) < 100, 20.0, 1.0)  # the first 100 edges: 20x the co-count
+    sampler = BalancedEdgeSampler(
+        {"podcast__podcast": n}, max_edges_per_epoch=100, weights={"podcast__podcast": weight}
+    )
+    heavy = []
+    for epoch in (1, 2, 3):
+        ids = sampler.epoch_edges(epoch)["podcast__podcast"]
+        assert ids.shape == (100,) and np.unique(ids).shape == (100,)  # without replacement
+        heavy.append(np.mean(ids < 100))
+        np.testing.assert_array_equal(ids, sampler.epoch_edges(epoch)["podcast__podcast"])  # (seed, epoch)
+    # uniform would put 10% of the draw on the heavy edges; weighting puts well over half there
+    assert min(heavy) > 0.5
+    uniform = BalancedEdgeSampler({"podcast__podcast": n}, max_edges_per_epoch=100)
+    assert np.mean(uniform.epoch_edges(1)["podcast__podcast"] < 100) < 0.25
+    with pytest.raises(HGNNSettingError, match="positive"):
+        BalancedEdgeSampler({"podcast__podcast": 3}, weights={"podcast__podcast": np.array([1.0, 0.0, 2.0])})
+
+
+def test_edge_sets_keep_the_graphs_co_counts(world):
+    from colisten.graph.store import CoListeningGraph
+    from colisten.hgnn.train import edge_weights
+
+    graph = CoListeningGraph.from_undirected_edges(
+        {"podcast": 4},
+        {"podcast__podcast": (np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([5.0, 1.0, 2.0]))},
+    )
+    edges = undirected_edges(graph, "podcast__podcast")
+    assert sorted(zip(edges.u.tolist(), edges.v.tolist(), edges.weight.tolist(), strict=True)) == [
+        (0, 1, 5.0),
+        (1, 2, 1.0),
+        (2, 3, 2.0),
+    ]
+    split = split_validation_edges(graph, ["podcast__podcast"], 0.0, seed=0)
+    assert sorted(split.train["podcast__podcast"].weight.tolist()) == [1.0, 2.0, 5.0]
+    assert edge_weights(split.train, "none") is None
+    np.testing.assert_allclose(
+        np.sort(edge_weights(split.train, "sqrt_cocount")["podcast__podcast"]), np.sqrt([1.0, 2.0, 5.0])
+    )

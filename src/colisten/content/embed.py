@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from colisten.config import ContentConfig
+from colisten.device import resolve_device
 from colisten.errors import ColistenError
 from colisten.io import atomic_path, write_json_atomic
 
@@ -55,13 +56,6 @@ class TextModel:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 @functools.lru_cache(maxsize=4)
 def load_text_model(name_or_path: str, device: str = "auto") -> TextModel:
@@ -73,7 +67,7 @@ def load_text_model(name_or_path: str, device: str = "auto") -> TextModel:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     path, model_id = _locate_model(name_or_path)
-    device = resolve_device(device)
+    device = resolve_device(device, "content.device")
     from sentence_transformers import SentenceTransformer
 
     try:

@@ -17,6 +17,7 @@ from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
 
 SamplerMode = Literal["balanced", "uniform", "ratios"]
+EdgeWeighting = Literal["none", "cocount", "sqrt_cocount"]
 
 # Fixed stream ids so that the split, the epochs and the validation draw never share random numbers.
 _SPLIT_STREAM = 1
@@ -33,12 +34,13 @@ class EdgeSet:
 
     u: np.ndarray  # int64
     v: np.ndarray  # int64
+    weight: np.ndarray | None = None  # float32 co-count per edge (None: all 1)
 
     def __len__(self) -> int:
         return int(self.u.shape[0])
 
     def take(self, ids: np.ndarray) -> EdgeSet:
-        return EdgeSet(self.u[ids], self.v[ids])
+        return EdgeSet(self.u[ids], self.v[ids], None if self.weight is None else self.weight[ids])
 
 
 def undirected_edges(graph: CoListeningGraph, relation: str) -> EdgeSet:
@@ -47,10 +49,11 @@ def undirected_edges(graph: CoListeningGraph, relation: str) -> EdgeSet:
     csr = graph.csr[(a, b)]
     src = np.repeat(np.arange(len(csr.indptr) - 1, dtype=np.int64), csr.degrees())
     dst = csr.indices.astype(np.int64, copy=False)
+    weight = csr.weight
     if a == b:  # same-type relations are stored symmetrically: keep u < v (self-loops carry nothing)
         keep = src < dst
-        src, dst = src[keep], dst[keep]
-    return EdgeSet(src, dst)
+        src, dst, weight = src[keep], dst[keep], weight[keep]
+    return EdgeSet(src, dst, weight)
 
 
 def select_relations(graph: CoListeningGraph, relations: list[str] | None) -> list[str]:
@@ -109,6 +112,12 @@ class BalancedEdgeSampler:
     each epoch; `uniform`: every edge every epoch (the ablation); `ratios`: a fixed share of each
     relation per epoch. `max_edges_per_epoch` then scales all relations down by the same factor, so
     the balance is kept. Epoch `e` depends only on (seed, e), which makes `--resume` exact.
+
+    `weights` (per relation, one positive number per edge) make a subsampled relation draw its edges
+    with probability proportional to the weight, without replacement, instead of uniformly: with
+    co-counts, an edge that many users share is trained on more often than a chance co-listen,
+    as skip-gram models see each co-occurrence once per occurrence. Where a relation keeps all
+    its edges the weights change nothing.
     """
 
     def __init__(
@@ -118,11 +127,18 @@ class BalancedEdgeSampler:
         ratios: dict[str, float] | None = None,
         max_edges_per_epoch: int | None = None,
         seed: int = 0,
+        weights: dict[str, np.ndarray] | None = None,
     ):
         self.edge_counts = {r: int(n) for r, n in edge_counts.items()}
         self.mode = mode
         self.seed = seed
         self.sizes = _epoch_sizes(self.edge_counts, mode, ratios or {}, max_edges_per_epoch)
+        self.log_weights: dict[str, np.ndarray] = {}
+        for rel, w in (weights or {}).items():
+            w = np.asarray(w, dtype=np.float64)
+            if w.shape != (self.edge_counts[rel],) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+                raise HGNNSettingError(f"edge weights of {rel}: need one positive finite weight per edge")
+            self.log_weights[rel] = np.log(w)
 
     def epoch_edges(self, epoch: int) -> dict[str, np.ndarray]:
         """Per relation, the sorted ids of the edges used in `epoch` (a fresh draw every epoch)."""
@@ -130,7 +146,14 @@ class BalancedEdgeSampler:
         out: dict[str, np.ndarray] = {}
         for rel in sorted(self.edge_counts):
             n, k = self.edge_counts[rel], self.sizes[rel]
-            ids = np.arange(n, dtype=np.int64) if k >= n else rng.choice(n, size=k, replace=False)
+            if k >= n:
+                ids = np.arange(n, dtype=np.int64)
+            elif rel in self.log_weights:
+                # Efraimidis-Spirakis: the k largest log(u) / w are a weighted draw without replacement
+                keys = np.log(rng.random(n)) * np.exp(-self.log_weights[rel])
+                ids = np.argpartition(keys, n - k)[n - k :]
+            else:
+                ids = rng.choice(n, size=k, replace=False)
             out[rel] = np.sort(ids)
         return out
 

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from colisten.config import HGNNConfig
+from colisten.device import resolve_device
 from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
 from colisten.hgnn.model import HeteroGraphSAGE
@@ -154,21 +155,6 @@ class HGNNResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; an unusable device is a setting error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HGNNSettingError(
-            f"hgnn.device = {device!r} but CUDA is not available here; use 'cpu' or 'auto'"
-        )
-    try:
-        return torch.device(device)
-    except RuntimeError as e:
-        raise HGNNSettingError(
-            f"hgnn.device = {device!r} is not a torch device: cpu, cuda, cuda:N or auto"
-        ) from e
-
 
 def train_hgnn(
     graph: CoListeningGraph,
@@ -225,7 +211,7 @@ def _train(
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
 ) -> HGNNResult:
     s = settings
-    dev = resolve_device(device or s.device)
+    dev = torch.device(resolve_device(device or s.device, "hgnn.device"))
     out = Path(out_dir) if out_dir is not None else None
     _check_features(graph, features)
     if not s.fanouts or any(f < 1 for f in s.fanouts):
@@ -241,6 +227,7 @@ def _train(
         ratios=s.relation_ratios,
         max_edges_per_epoch=s.max_edges_per_epoch,
         seed=s.seed,
+        weights=edge_weights(split.train, s.edge_weighting),
     )
     neighbor_sampler = NeighborSampler(split.train_graph, list(s.fanouts))
     validation = ValidationSet.draw(split.validation, s.validation_edges, s.seed)
@@ -275,7 +262,7 @@ def _train(
         _check_resumable(ck, s, checkpoint_path)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())  # map_location moved it to the device
         state = ck["state"]
         curve = ck["curve"]
         done = ck["done"]
@@ -372,6 +359,17 @@ def _train(
         "device": str(dev),
     }
     return HGNNResult(embeddings, curve, model, state["best_epoch"], float(state["best_metric"]), info)
+
+
+def edge_weights(edges: dict[str, EdgeSet], weighting: str) -> dict[str, np.ndarray] | None:
+    """Per relation, the sampling weight of each supervision edge under `hgnn.edge_weighting`."""
+    if weighting == "none":
+        return None
+    power = {"cocount": 1.0, "sqrt_cocount": 0.5}[weighting]
+    return {
+        r: np.power(np.maximum(e.weight if e.weight is not None else np.ones(len(e)), 1.0), power)
+        for r, e in edges.items()
+    }
 
 
 def inference_fanouts(s: HGNNConfig) -> list[int | None]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from colisten.config import Settings, TwoTowerConfig
+from colisten.device import resolve_device
 from colisten.errors import ColistenError
 from colisten.io import read_json, save_numpy_atomic, save_torch_atomic, write_json_atomic
 from colisten.run import RunDir
@@ -213,13 +214,6 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
     )
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
 
 class _Tensors:
     """The data's arrays on the training device."""
@@ -346,7 +340,7 @@ def train_two_tower(
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "twotower.device")
     model = new_model(data, cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     tensors = _Tensors(data, device)

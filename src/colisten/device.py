@@ -1,0 +1,36 @@
+"""One rule for the `device` setting of every torch stage (content, hgnn, twotower)."""
+
+from __future__ import annotations
+
+from colisten.errors import ColistenError
+
+
+class DeviceError(ColistenError):
+    """A device setting this machine cannot honour."""
+
+
+def resolve_device(name: str, setting: str = "device") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else must be a usable torch device.
+
+    `setting` names the config field in the error (e.g. "hgnn.device"), so a user who asked for
+    cuda on a machine without one is told which setting to change instead of getting torch's
+    traceback halfway through a stage.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise DeviceError(f"{setting} = {name!r} is not a torch device: cpu, cuda, cuda:N or auto") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{setting} = {name!r} but CUDA is not available here; use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"{setting} = {name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type != "cpu":
+        raise DeviceError(f"{setting} = {name!r}: only cpu, cuda, cuda:N or auto are supported")
+    return str(dev)
