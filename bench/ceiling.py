@@ -16,12 +16,14 @@ split and metrics as `colisten evaluate`, for:
   two-tower model retrained with other item embeddings in place of the HGNN's: the items' true
   topic mixtures (perfect knowledge of every item's topics, though not of its popularity), then
   the ALS baseline's item factors (a plain collaborative embedding of the same history): how much
-  better item embeddings could lift 2T-HGNN on this world.
+  better item embeddings could lift 2T-HGNN on this world. **2T, random item vectors** is the
+  control: a fixed random vector per item gives the model item identity and nothing else, so an
+  embedding helps only as far as it beats that row.
 
 The run's own models come from RUN/eval/metrics.json. Prints a table and appends it to
 bench/RESULTS.md.
 
-    .venv/bin/python bench/ceiling.py --run RUN [--swap-embeddings]
+    .venv/bin/python bench/ceiling.py --run RUN [--swap-embeddings] [--embeddings NAME=FILE.npy ...]
 """
 
 from __future__ import annotations
@@ -70,6 +72,12 @@ def als_factors(settings, data) -> np.ndarray:
     return items / np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-9)
 
 
+def random_vectors(n_items: int, dim: int, seed: int = 0) -> np.ndarray:
+    """A fixed random unit vector per item: identity without knowledge of the item (the control)."""
+    v = np.random.default_rng(seed).normal(size=(n_items, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def retrain_with_item_embeddings(run: Path, embeddings: np.ndarray, workdir: Path) -> dict:
     """Copy the run's inputs, put `embeddings` where the HGNN embeddings were (zero padded to their
     width), retrain the two-tower model with the run's settings and evaluate it."""
@@ -113,7 +121,16 @@ def main() -> None:
     parser.add_argument(
         "--swap-embeddings",
         action="store_true",
-        help="also retrain 2T with true item topics, then with ALS item factors, in place of the HGNN's",
+        help="also retrain 2T with true item topics, ALS item factors and random item vectors "
+        "in place of the HGNN's",
+    )
+    parser.add_argument(
+        "--embeddings",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="also retrain 2T with these item embeddings (global item order, as hgnn/item_embeddings.npy; "
+        "e.g. an HGNN trained elsewhere) in place of the HGNN's; the row is called '2T, NAME'. Repeatable.",
     )
     parser.add_argument("--workdir", type=Path, default=Path("bench/_work/ceiling"))
     args = parser.parse_args()
@@ -129,12 +146,21 @@ def main() -> None:
         for segment, models in by_segment.items():
             metrics.setdefault(item_type, {}).setdefault(segment, {}).update(models)
     rows = [o.name for o in oracles] + list(ROWS)
-    if args.swap_embeddings:  # the two-tower model with other item embeddings in the HGNN's place
-        for name, emb in (
-            ("2T, true item topics", true_topics(truth, data)),
-            ("2T, ALS item factors", als_factors(settings, data)),
-        ):
-            extra = retrain_with_item_embeddings(run, emb, args.workdir)
+    swaps = []  # the two-tower model with other item embeddings in the HGNN's place
+    if args.swap_embeddings:
+        swaps += [
+            ("2T, true item topics", lambda: true_topics(truth, data)),
+            ("2T, ALS item factors", lambda: als_factors(settings, data)),
+            ("2T, random item vectors", lambda: random_vectors(len(data.item_ids), settings.hgnn.out_dim)),
+        ]
+    for spec in args.embeddings:
+        name, sep, path = spec.partition("=")
+        if not sep or not Path(path).is_file():
+            sys.exit(f"--embeddings {spec!r}: expected NAME=FILE.npy with an existing file")
+        swaps.append((f"2T, {name}", lambda path=path: np.load(path)))
+    if swaps:
+        for name, load in swaps:
+            extra = retrain_with_item_embeddings(run, load(), args.workdir)
             for item_type, segment in CELLS:
                 metrics[item_type][segment][name] = extra[item_type][segment]["2T-HGNN"]
             rows.append(name)

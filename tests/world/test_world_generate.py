@@ -152,6 +152,35 @@ def test_hidden_segments_are_in_taste_but_not_in_text(tmp_path):
     assert again.events == plain.events
 
 
+def test_text_own_topic_sets_how_much_the_text_says(tmp_path):
+    size = {"users": 50, "podcasts": 120, "audiobooks": 60, "seed": 6}
+    default = generate_world(tmp_path / "default", **size)
+    same = generate_world(tmp_path / "same", behaviour=Behaviour(text_own_topic=0.70), **size)
+    weak = generate_world(
+        tmp_path / "weak", behaviour=Behaviour(text_own_topic=0.2, text_random_topic=0.4), **size
+    )
+    assert default.events == same.events == weak.events  # only the words change, not the behaviour
+
+    def own_topic_words(folder):
+        items = pq.read_table(folder / "items.parquet").to_pandas()
+        primary = WorldTruth.load(folder).arrays["item_primary_topic"]
+        hits = [
+            sum(w.strip(".,:!?").lower() in TOPICS[p].words for w in f"{t} {d}".split())
+            for t, d, p in zip(items.title, items.description.fillna(""), primary, strict=True)
+        ]
+        return items, np.mean(hits)
+
+    items_default, hits_default = own_topic_words(tmp_path / "default")
+    items_same, _ = own_topic_words(tmp_path / "same")
+    assert items_same.equals(items_default)  # the default value is the world it always was
+    _, hits_weak = own_topic_words(tmp_path / "weak")
+    assert hits_weak < 0.6 * hits_default
+    with pytest.raises(WorldError, match="text_own_topic"):
+        generate_world(
+            tmp_path / "bad", behaviour=Behaviour(text_own_topic=0.8, text_random_topic=0.3), **size
+        )
+
+
 def test_calibration_statistics_at_small_size(small_world, small_stats):
     s = small_stats
     # paper: top 25% of users ~75% of audiobook hours (default size gives ~75%; here +-10 points)

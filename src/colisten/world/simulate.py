@@ -77,6 +77,10 @@ class Behaviour:
     english_weight: float = 0.1  # liking of English content by non-English users (own language = 1)
     other_language_weight: float = 0.01  # liking of content in any other language
     genre_noise: float = 0.10  # share of items whose genre code is a random topic's
+    # Shares of an item's title/description words drawn from its own topics and from a random
+    # topic (the rest: generic words). Lower text_own_topic = text that says less about the item.
+    text_own_topic: float = 0.70
+    text_random_topic: float = 0.10
     missing_demographics: float = 0.03  # share of users with null age / null country
     podcast_listener_share: float = 0.88
     podcast_rate_median: float = 0.45  # episodes per day
@@ -253,6 +257,11 @@ def _check_sizes(users: int, podcasts: int, audiobooks: int, days: int, b: Behav
         problems.append(f"--days must be at least 2 (got {days})")
     if not 1 <= b.topics <= len(TOPICS):
         problems.append(f"topics must be between 1 and {len(TOPICS)} (got {b.topics})")
+    own, noise = b.text_own_topic, b.text_random_topic
+    if min(own, noise) < 0 or own + noise > 1:
+        problems.append(
+            f"text_own_topic and text_random_topic must be >= 0 with a sum <= 1 (got {own}, {noise})"
+        )
     if b.segments < 1:
         problems.append(f"segments must be at least 1 (got {b.segments})")
     if chunk < 1:
@@ -311,7 +320,9 @@ def _build_catalogue(
         is_new = rng.random(n) < new_share
         published_day = np.where(is_new, rng.uniform(0.0, days, n), -rng.uniform(1.0, 3000.0, n))
         genre_topic = np.where(rng.random(n) < b.genre_noise, rng.integers(0, k, n), text_primary)
-        titles, descriptions = generate_texts(rng, text_mixture, item_type, language)
+        titles, descriptions = generate_texts(
+            rng, text_mixture, item_type, language, b.text_own_topic, b.text_random_topic
+        )
 
         weight = mixture * appeal[:, None]
         z = np.zeros((n_lang, k * s))

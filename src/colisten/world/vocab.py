@@ -210,19 +210,27 @@ _PODCAST_SENTENCES = (
     "Stories of {t}, {t} and {g}.",
 )
 
-# How a word slot of an item's text is filled: from the item's own topic mixture, from a random
-# topic (noise), or from the generic filler words (no signal).
+# How a word slot of an item's text is filled by default: from the item's own topic mixture, from a
+# random topic (noise), or from the generic filler words (no signal). Behaviour.text_own_topic and
+# Behaviour.text_random_topic override them per world.
 TEXT_OWN_TOPIC = 0.70
 TEXT_RANDOM_TOPIC = 0.10
 
 
 def generate_texts(
-    rng: np.random.Generator, topic_mixture: np.ndarray, item_type: str, language: np.ndarray
+    rng: np.random.Generator,
+    topic_mixture: np.ndarray,
+    item_type: str,
+    language: np.ndarray,
+    own_topic: float = TEXT_OWN_TOPIC,
+    random_topic_share: float = TEXT_RANDOM_TOPIC,
 ) -> tuple[list[str], list[str]]:
     """Title and description for each item, with words drawn from its topic mixture plus noise.
 
     `topic_mixture` is [n_items, n_topics] (rows sum to 1), `language` the language index of each
-    item. Randomness is pre-drawn in arrays, so the loop below only formats strings.
+    item; `own_topic` / `random_topic_share` are the shares of word slots filled from the item's
+    own topics / from a random topic (the rest are generic words). Randomness is pre-drawn in
+    arrays, so the loop below only formats strings.
     """
     n, k = topic_mixture.shape
     if k > len(TOPICS):
@@ -233,8 +241,8 @@ def generate_texts(
     own = (rng.random((n, slots))[..., None] > cum[:, None, :]).sum(-1).clip(0, k - 1)
     random_topic = rng.integers(0, k, size=(n, slots))
     u = rng.random((n, slots))
-    slot_topic = np.where(u < TEXT_OWN_TOPIC, own, random_topic)
-    generic = u >= TEXT_OWN_TOPIC + TEXT_RANDOM_TOPIC
+    slot_topic = np.where(u < own_topic, own, random_topic)
+    generic = u >= own_topic + random_topic_share
     word_pick = rng.integers(0, 1 << 30, size=(n, slots))
     generic_pick = rng.integers(0, len(GENERIC_WORDS), size=(n, slots))
     name_pick = rng.integers(0, 1 << 30, size=(n, 4))
