@@ -374,3 +374,8 @@ def test_two_tower_baseline_is_trained_without_hgnn_on_the_same_split(tiny_run):
     before = (base / "twotower/item_vectors.npy").stat().st_mtime_ns
     evaluate_run(tiny_run.root, s, ["2T"])  # reused, not retrained
     assert (base / "twotower/item_vectors.npy").stat().st_mtime_ns == before
+    # other two-tower settings (here: two label windows) retrain it, so 2T matches 2T-HGNN's settings
+    s2 = s.model_copy(update={"twotower": s.twotower.model_copy(update={"label_windows": 2})})
+    evaluate_run(tiny_run.root, s2, ["2T"])
+    assert (base / "twotower/item_vectors.npy").stat().st_mtime_ns != before
+    assert json.loads((base / "twotower/features.json").read_text())["settings"]["label_windows"] == 2

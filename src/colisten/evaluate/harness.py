@@ -369,27 +369,29 @@ def two_tower_model(run: Path, name: str, settings: Settings | None = None) -> R
 def two_tower_baseline(run: Path, settings: Settings) -> Path:
     """RUN/baselines/2T: a run-shaped folder sharing the run's data, split and content (symlinks)
     whose twotower/ holds the paper's 2T baseline: the run's two-tower settings with use_hgnn =
-    false. Trained when missing or when the run's split has changed; returns the folder."""
+    false. Trained when missing, when the run's split has changed or when the two-tower settings
+    differ from the ones it was trained with (so 2T and 2T-HGNN are always compared like for like;
+    the device alone does not count); returns the folder."""
     from colisten.io import read_json
     from colisten.twotower.train import train_stage
 
     root = run / "baselines" / "2T"
     cut = read_json(run / "split" / "split.json").get("cut")
+    variant = settings.model_copy(
+        update={"twotower": settings.twotower.model_copy(update={"use_hgnn": False})}
+    )
     done = root / "twotower" / "features.json"
-    if (
-        done.exists()
-        and (root / "twotower" / "item_vectors.npy").exists()
-        and read_json(done).get("cut") == cut
-    ):
-        return root
+    if done.exists() and (root / "twotower" / "item_vectors.npy").exists():
+        meta = read_json(done)
+        wanted = variant.twotower.model_dump(mode="json")
+        trained = meta.get("settings", {})
+        if meta.get("cut") == cut and all(trained.get(k) == v for k, v in wanted.items() if k != "device"):
+            return root
     root.mkdir(parents=True, exist_ok=True)
     for shared in ("data", "split", "content"):
         link = root / shared
         if not link.exists() and not link.is_symlink():
             link.symlink_to(Path("..") / ".." / shared, target_is_directory=True)
-    variant = settings.model_copy(
-        update={"twotower": settings.twotower.model_copy(update={"use_hgnn": False})}
-    )
     sub = RunDir(root)
     sub.init(variant)
     with sub.stage("train-2t"):
