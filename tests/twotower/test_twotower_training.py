@@ -11,8 +11,8 @@ from colisten.twotower.features import user_features
 from colisten.twotower.toy_run import write_toy_run
 from colisten.twotower.train import (
     TrainingError,
-    build_training_data,
     load_model,
+    load_training_data,
     new_model,
     read_stage_inputs,
     train_stage,
@@ -24,20 +24,12 @@ QUIET = {"progress": False, "log": lambda *_: None}
 
 
 def training_data(run, settings=None):
+    """The stage's own training data, plus the history, inputs and split it was built from."""
     settings = settings or run.settings()
+    data = load_training_data(run, settings)
     inputs = read_stage_inputs(run, settings.twotower)
     split = read_json(run / "split/split.json")
     history = pd.read_parquet(run / "split/history.parquet")
-    data = build_training_data(
-        history,
-        inputs["users"],
-        inputs["items"],
-        inputs["text"],
-        inputs["hgnn"],
-        settings,
-        split["history_start"],
-        split["cut"],
-    )
     return data, history, inputs, split
 
 

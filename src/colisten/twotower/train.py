@@ -214,7 +214,6 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
     )
 
 
-
 class _Tensors:
     """The data's arrays on the training device."""
 
@@ -459,20 +458,16 @@ def read_stage_inputs(run: RunDir, cfg: TwoTowerConfig) -> dict[str, Any]:
     return {"items": items, "users": users, "text": text, "hgnn": hgnn}
 
 
-def train_stage(
-    run: RunDir, settings: Settings, *, resume: bool = False, progress: bool = True, log=print
-) -> dict[str, Any]:
-    """Train on the run's history and write RUN/twotower (model, features.json, item_vectors.npy)."""
+def load_training_data(run: RunDir, settings: Settings) -> TrainingData:
+    """The run's training data as `train-2t` builds it: features and labels from split/history.parquet."""
     import pyarrow.parquet as pq
 
-    cfg = settings.twotower
-    inputs = read_stage_inputs(run, cfg)
+    inputs = read_stage_inputs(run, settings.twotower)
     split = read_json(run.require("split/split.json", "split"))
     history = pq.read_table(
         run.require("split/history.parquet", "split"), columns=["user_id", "item_id", "event", "timestamp"]
     ).to_pandas()
-    t0 = time.perf_counter()
-    data = build_training_data(
+    return build_training_data(
         history,
         inputs["users"],
         inputs["items"],
@@ -482,7 +477,16 @@ def train_stage(
         history_start=int(split["history_start"]),
         cut=int(split["cut"]),
     )
-    del history
+
+
+def train_stage(
+    run: RunDir, settings: Settings, *, resume: bool = False, progress: bool = True, log=print
+) -> dict[str, Any]:
+    """Train on the run's history and write RUN/twotower (model, features.json, item_vectors.npy)."""
+    cfg = settings.twotower
+    split = read_json(run.require("split/split.json", "split"))
+    t0 = time.perf_counter()
+    data = load_training_data(run, settings)
     log(
         f"{len(data.train_pairs)} training / {len(data.val_pairs)} validation label pairs from "
         f"{len(data.users.user_ids)} (user, window) rows in {data.n_windows} label window(s) "
