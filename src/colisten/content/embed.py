@@ -56,7 +56,6 @@ class TextModel:
         return np.asarray(vectors, dtype=np.float32)
 
 
-
 @functools.lru_cache(maxsize=4)
 def load_text_model(name_or_path: str, device: str = "auto") -> TextModel:
     """Load a sentence-transformers model without network access (nothing is downloaded).

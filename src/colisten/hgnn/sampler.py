@@ -17,7 +17,6 @@ from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
 
 SamplerMode = Literal["balanced", "uniform", "ratios"]
-EdgeWeighting = Literal["none", "cocount", "sqrt_cocount"]
 
 # Fixed stream ids so that the split, the epochs and the validation draw never share random numbers.
 _SPLIT_STREAM = 1

@@ -155,7 +155,6 @@ class HGNNResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-
 def train_hgnn(
     graph: CoListeningGraph,
     features: dict[str, np.ndarray | torch.Tensor],
