@@ -51,12 +51,34 @@ class _Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("training", ["minibatch", "full_graph"])
-def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training):
+def _with_cocounts(graph):
+    """The same edges with varied co-counts (1..7), as the graph stage stores them."""
+    from colisten.hgnn.sampler import undirected_edges
+
+    edges = {}
+    for rel in graph.relations():
+        e = undirected_edges(graph, rel)
+        edges[rel] = (e.u, e.v, 1.0 + (e.u * 7 + e.v * 3) % 7)
+    return CoListeningGraph.from_undirected_edges(graph.num_nodes, edges)
+
+
+@pytest.mark.parametrize(
+    ("training", "weighting"), [("minibatch", "none"), ("full_graph", "none"), ("minibatch", "cocount")]
+)
+def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training, weighting):
     graph, features, _ = world
+    if weighting != "none":
+        graph = _with_cocounts(graph)
     # bit-exact on CPU; CUDA's scatter sums are not (test_hgnn_cuda checks resume there)
     settings = HGNNConfig(
-        epochs=4, patience=10, dropout=0.1, training=training, full_graph_step_edges=96, device="cpu", **SMALL
+        epochs=4,
+        patience=10,
+        dropout=0.1,
+        training=training,
+        full_graph_step_edges=96,
+        device="cpu",
+        edge_weighting=weighting,
+        **SMALL,
     )
     straight = fit_hgnn(graph, features, settings, out_dir=tmp_path / "a", progress=False)
 
