@@ -109,6 +109,20 @@ def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training, 
         )
 
 
+def test_two_cpu_runs_with_several_threads_give_identical_embeddings(make_world):
+    """Multi-threaded scatter sums would differ in the last bits from run to run; not here."""
+    graph, features, _ = make_world(n_audiobooks=300, n_podcasts=1200, edges=(3000, 8000, 20000), dim=64)
+    settings = HGNNConfig(
+        epochs=2, hidden_dim=64, out_dim=32, fanouts=[10, 5], batch_size=256, threads=2, device="cpu"
+    )
+    a = fit_hgnn(graph, features, settings, progress=False)
+    b = fit_hgnn(graph, features, settings, progress=False)
+    assert [e["loss"] for e in a.curve["epochs"]] == [e["loss"] for e in b.curve["epochs"]]
+    for t in a.embeddings:
+        assert np.array_equal(a.embeddings[t], b.embeddings[t])
+    assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is restored
+
+
 def test_ablation_without_audiobook_relations_still_embeds_audiobooks(world):
     graph, features, _ = world
     settings = HGNNConfig(epochs=1, relations=["podcast__podcast"], **SMALL)

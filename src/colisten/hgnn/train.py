@@ -189,14 +189,26 @@ def fit_hgnn(
     checkpoint.pt (every epoch), best.pt and curve.json there; `resume` continues from
     checkpoint.pt and ends with the same weights as an uninterrupted run. `on_epoch_end` receives
     each epoch's curve entry (after the checkpoint is written).
+
+    On CPU, torch's deterministic algorithms are switched on while training, so that two runs with
+    the same seed give the same embeddings whatever the thread count's float-summation order (by
+    default multi-threaded scatter sums differ in the last bits, and those bits grow over epochs).
+    CUDA runs are left as they are (reproducible up to float error).
     """
     threads = torch.get_num_threads()
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
+    if resolve_device(device or settings.device, "hgnn.device") == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         return _train(graph, features, settings, out_dir, resume, device, progress, on_epoch_end)
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
 def _train(
