@@ -88,7 +88,7 @@ def retrain_with_item_embeddings(run: Path, embeddings: np.ndarray, workdir: Pat
         src = run / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / part)
     hgnn = np.load(workdir / "hgnn" / "item_embeddings.npy")
-    if embeddings.shape[1] > hgnn.shape[1] or embeddings.shape[0] != hgnn.shape[0]:
+    if embeddings.ndim != 2 or embeddings.shape[1] > hgnn.shape[1] or embeddings.shape[0] != hgnn.shape[0]:
         sys.exit(f"embeddings of shape {embeddings.shape} do not fit the HGNN's {hgnn.shape}")
     emb = np.zeros_like(hgnn)
     emb[:, : embeddings.shape[1]] = embeddings
@@ -135,6 +135,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("bench/_work/ceiling"))
     args = parser.parse_args()
 
+    extra = {}  # --embeddings, checked before the (slow) oracle evaluation
+    for spec in args.embeddings:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            sys.exit(f"--embeddings {spec!r}: expected NAME=FILE.npy with an existing file")
+        if f"2T, {name}" in extra or name in ("true item topics", "ALS item factors", "random item vectors"):
+            sys.exit(f"--embeddings {spec!r}: the name {name!r} is already used by another row")
+        extra[f"2T, {name}"] = path
     run = args.run.resolve()
     world_dir = world_of(run)
     truth = WorldTruth.load(world_dir)
@@ -153,11 +161,8 @@ def main() -> None:
             ("2T, ALS item factors", lambda: als_factors(settings, data)),
             ("2T, random item vectors", lambda: random_vectors(len(data.item_ids), settings.hgnn.out_dim)),
         ]
-    for spec in args.embeddings:
-        name, sep, path = spec.partition("=")
-        if not sep or not Path(path).is_file():
-            sys.exit(f"--embeddings {spec!r}: expected NAME=FILE.npy with an existing file")
-        swaps.append((f"2T, {name}", lambda path=path: np.load(path)))
+    for name, path in extra.items():
+        swaps.append((name, lambda path=path: np.load(path)))
     if swaps:
         for name, load in swaps:
             extra = retrain_with_item_embeddings(run, load(), args.workdir)

@@ -34,6 +34,10 @@ def test_a_stage_refuses_cuda_before_any_work(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     graph = CoListeningGraph.from_undirected_edges({"podcast": 3}, {"podcast__podcast": ([0], [1], None)})
     features = {"podcast": torch.zeros(3, 4).numpy()}
+    threads = torch.get_num_threads()
     with pytest.raises(DeviceError, match="hgnn.device"):
-        fit_hgnn(graph, features, HGNNConfig(device="cuda"), out_dir=tmp_path, progress=False)
+        fit_hgnn(
+            graph, features, HGNNConfig(device="cuda", threads=threads + 1), out_dir=tmp_path, progress=False
+        )
     assert not any(tmp_path.iterdir())  # nothing half-written
+    assert torch.get_num_threads() == threads  # and the process's thread count is untouched

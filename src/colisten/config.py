@@ -144,7 +144,8 @@ class HGNNConfig(_Section):
         description="How each epoch's supervision edges are drawn within a relation: none = uniformly "
         "(paper); cocount / sqrt_cocount = in proportion to the edge's co-count (or its square root), "
         "so pairs many users share are trained on more often than chance co-listens. With "
-        "graph.keep_weights = false every weight is 1 and all three are the same.",
+        "graph.keep_weights = false every weight is 1 and all three draw alike (in distribution, "
+        "not the same edges).",
     )
     relation_ratios: dict[str, float] = Field(
         default_factory=dict, description="With sampler='ratios': share of each relation kept per epoch."

@@ -104,7 +104,7 @@ def test_cocount_weighting_draws_shared_edges_more_often_without_repeats():
         BalancedEdgeSampler({"podcast__podcast": 3}, weights={"podcast__podcast": np.array([1.0, 0.0, 2.0])})
 
 
-def test_edge_sets_keep_the_graphs_co_counts(world):
+def test_edge_sets_keep_the_graphs_co_counts():
     from colisten.graph.store import CoListeningGraph
     from colisten.hgnn.train import edge_weights
 

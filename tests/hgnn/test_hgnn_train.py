@@ -91,6 +91,10 @@ def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training, 
             graph, features, settings, out_dir=tmp_path / "b", progress=False, on_epoch_end=kill_after_two
         )
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
+    if weighting == "none":  # a checkpoint from before edge_weighting existed resumes as "none"
+        ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+        del ck["settings"]["edge_weighting"]
+        torch.save(ck, tmp_path / "b" / "checkpoint.pt")
     resumed = fit_hgnn(graph, features, settings, out_dir=tmp_path / "b", resume=True, progress=False)
 
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)

@@ -369,17 +369,24 @@ def two_tower_model(run: Path, name: str, settings: Settings | None = None) -> R
 def two_tower_baseline(run: Path, settings: Settings) -> Path:
     """RUN/baselines/2T: a run-shaped folder sharing the run's data, split and content (symlinks)
     whose twotower/ holds the paper's 2T baseline: the run's two-tower settings with use_hgnn =
-    false. Trained when missing, when the run's split has changed or when the two-tower settings
-    differ from the ones it was trained with (so 2T and 2T-HGNN are always compared like for like;
-    the device alone does not count); returns the folder."""
+    false. The two-tower settings are those the run's 2T-HGNN was trained with
+    (RUN/twotower/features.json), or the given ones before it exists, so 2T and 2T-HGNN are
+    compared like for like. Trained when missing, when the run's split has changed or when those
+    settings differ from the ones it was trained with (the device alone does not count); returns
+    the folder."""
+    from colisten.config import TwoTowerConfig
     from colisten.io import read_json
     from colisten.twotower.train import train_stage
 
     root = run / "baselines" / "2T"
     cut = read_json(run / "split" / "split.json").get("cut")
-    variant = settings.model_copy(
-        update={"twotower": settings.twotower.model_copy(update={"use_hgnn": False})}
+    trained_2t_hgnn = run / "twotower" / "features.json"
+    twotower = (
+        TwoTowerConfig.model_validate(read_json(trained_2t_hgnn)["settings"])
+        if trained_2t_hgnn.exists()
+        else settings.twotower
     )
+    variant = settings.model_copy(update={"twotower": twotower.model_copy(update={"use_hgnn": False})})
     done = root / "twotower" / "features.json"
     if done.exists() and (root / "twotower" / "item_vectors.npy").exists():
         meta = read_json(done)

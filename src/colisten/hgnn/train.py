@@ -195,16 +195,17 @@ def fit_hgnn(
     default multi-threaded scatter sums differ in the last bits, and those bits grow over epochs).
     CUDA runs are left as they are (reproducible up to float error).
     """
+    on_cpu = torch.device(resolve_device(device or settings.device, "hgnn.device")).type == "cpu"
     threads = torch.get_num_threads()
     deterministic = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    if resolve_device(device or settings.device, "hgnn.device") == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
+        if settings.threads is not None:
+            torch.set_num_threads(settings.threads)
+        if on_cpu:
+            torch.use_deterministic_algorithms(True, warn_only=True)
         return _train(graph, features, settings, out_dir, resume, device, progress, on_epoch_end)
     finally:
         torch.set_num_threads(threads)
@@ -497,7 +498,8 @@ def _check_resumable(ck: dict[str, Any], s: HGNNConfig, path: Path) -> None:
         raise ResumeError(
             f"{path}: checkpoint format {ck.get('format')} is not {CHECKPOINT_FORMAT}; train afresh"
         )
-    saved = ck.get("settings", {})
+    # a setting added after the checkpoint was written counts as its default (the old behaviour)
+    saved = {**HGNNConfig().model_dump(mode="json"), **ck.get("settings", {})}
     now = s.model_dump(mode="json")
     changed = sorted(k for k in now if k not in _RESUME_FREE_SETTINGS and saved.get(k) != now[k])
     if changed:

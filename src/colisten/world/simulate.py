@@ -258,7 +258,7 @@ def _check_sizes(users: int, podcasts: int, audiobooks: int, days: int, b: Behav
     if not 1 <= b.topics <= len(TOPICS):
         problems.append(f"topics must be between 1 and {len(TOPICS)} (got {b.topics})")
     own, noise = b.text_own_topic, b.text_random_topic
-    if min(own, noise) < 0 or own + noise > 1:
+    if not (own >= 0 and noise >= 0 and own + noise <= 1):  # NaN fails too
         problems.append(
             f"text_own_topic and text_random_topic must be >= 0 with a sum <= 1 (got {own}, {noise})"
         )
