@@ -373,7 +373,17 @@ def test_two_tower_baseline_is_trained_without_hgnn_on_the_same_split(tiny_run):
     assert (base / "split").resolve() == (tiny_run.root / "split").resolve()
     before = (base / "twotower/item_vectors.npy").stat().st_mtime_ns
     evaluate_run(tiny_run.root, s, ["2T"])  # reused, not retrained
+    faster = s.model_copy(update={"twotower": s.twotower.model_copy(update={"device": "cpu"})})
+    evaluate_run(tiny_run.root, faster, ["2T"])  # a speed-only setting does not retrain either
     assert (base / "twotower/item_vectors.npy").stat().st_mtime_ns == before
+    # other events as weak signals change the features: retrained
+    fewer = s.model_copy(update={"data": s.data.model_copy(update={"weak_events": ["follow"]})})
+    evaluate_run(tiny_run.root, fewer, ["2T"])
+    assert (base / "twotower/item_vectors.npy").stat().st_mtime_ns != before
+    assert json.loads((base / "manifest.json").read_text())["config"]["data"]["weak_events"] == ["follow"]
+    before = (base / "twotower/item_vectors.npy").stat().st_mtime_ns
+    evaluate_run(tiny_run.root, s, ["2T"])  # back to the original settings: retrained again
+    assert (base / "twotower/item_vectors.npy").stat().st_mtime_ns != before
     # other two-tower settings (here: two label windows) retrain it, so 2T matches 2T-HGNN's settings
     s2 = s.model_copy(update={"twotower": s.twotower.model_copy(update={"label_windows": 2})})
     evaluate_run(tiny_run.root, s2, ["2T"])

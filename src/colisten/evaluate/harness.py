@@ -372,8 +372,8 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     false. The two-tower settings are those the run's 2T-HGNN was trained with
     (RUN/twotower/features.json), or the given ones before it exists, so 2T and 2T-HGNN are
     compared like for like. Trained when missing, when the run's split has changed or when those
-    settings differ from the ones it was trained with (the device alone does not count); returns
-    the folder."""
+    settings, or the data or content settings, differ from the ones it was built with (settings
+    that only change speed, such as the device, do not count); returns the folder."""
     from colisten.config import TwoTowerConfig
     from colisten.io import read_json
     from colisten.twotower.train import train_stage
@@ -389,10 +389,8 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     variant = settings.model_copy(update={"twotower": twotower.model_copy(update={"use_hgnn": False})})
     done = root / "twotower" / "features.json"
     if done.exists() and (root / "twotower" / "item_vectors.npy").exists():
-        meta = read_json(done)
-        wanted = variant.twotower.model_dump(mode="json")
-        trained = meta.get("settings", {})
-        if meta.get("cut") == cut and all(trained.get(k) == v for k, v in wanted.items() if k != "device"):
+        built = RunDir(root).manifest().get("config", {})
+        if read_json(done).get("cut") == cut and _same_training_settings(built, variant):
             return root
     root.mkdir(parents=True, exist_ok=True)
     for shared in ("data", "split", "content"):
@@ -404,6 +402,22 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     with sub.stage("train-2t"):
         train_stage(sub, variant, progress=False, log=lambda *a, **k: None)
     return root
+
+
+# Settings that change how fast a stage runs, not what it produces.
+_SPEED_ONLY = {"device", "threads", "memory_limit", "cache_dir"}
+
+
+def _same_training_settings(built: dict[str, Any], wanted: Settings) -> bool:
+    """Whether a 2T baseline built with config `built` used the data, content and two-tower
+    settings of `wanted` (speed-only settings aside)."""
+    now = wanted.model_dump(mode="json")
+    for section in ("data", "content", "twotower"):
+        a = {k: v for k, v in built.get(section, {}).items() if k not in _SPEED_ONLY}
+        b = {k: v for k, v in now[section].items() if k not in _SPEED_ONLY}
+        if a != b:
+            return False
+    return True
 
 
 class _Missing:
