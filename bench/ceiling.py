@@ -49,6 +49,7 @@ from colisten.world.truth import WorldTruth
 
 ROWS = ("Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "ALS", "2T", "2T-HGNN")
 CELLS = (("audiobook", "warm"), ("audiobook", "cold"), ("podcast", "all"))
+BUILT_IN_SWAPS = ("true item topics", "ALS item factors", "random item vectors")  # --swap-embeddings rows
 
 
 def world_of(run: Path) -> Path:
@@ -140,7 +141,7 @@ def main() -> None:
         name, sep, path = spec.partition("=")
         if not sep or not name or not Path(path).is_file():
             sys.exit(f"--embeddings {spec!r}: expected NAME=FILE.npy with an existing file")
-        if f"2T, {name}" in extra or name in ("true item topics", "ALS item factors", "random item vectors"):
+        if f"2T, {name}" in extra or name in BUILT_IN_SWAPS:
             sys.exit(f"--embeddings {spec!r}: the name {name!r} is already used by another row")
         extra[f"2T, {name}"] = path
     run = args.run.resolve()
@@ -156,18 +157,19 @@ def main() -> None:
     rows = [o.name for o in oracles] + list(ROWS)
     swaps = []  # the two-tower model with other item embeddings in the HGNN's place
     if args.swap_embeddings:
-        swaps += [
-            ("2T, true item topics", lambda: true_topics(truth, data)),
-            ("2T, ALS item factors", lambda: als_factors(settings, data)),
-            ("2T, random item vectors", lambda: random_vectors(len(data.item_ids), settings.hgnn.out_dim)),
-        ]
+        built_in = {
+            "true item topics": lambda: true_topics(truth, data),
+            "ALS item factors": lambda: als_factors(settings, data),
+            "random item vectors": lambda: random_vectors(len(data.item_ids), settings.hgnn.out_dim),
+        }
+        swaps += [(f"2T, {name}", built_in[name]) for name in BUILT_IN_SWAPS]
     for name, path in extra.items():
         swaps.append((name, lambda path=path: np.load(path)))
     if swaps:
         for name, load in swaps:
-            extra = retrain_with_item_embeddings(run, load(), args.workdir)
+            swapped = retrain_with_item_embeddings(run, load(), args.workdir)
             for item_type, segment in CELLS:
-                metrics[item_type][segment][name] = extra[item_type][segment]["2T-HGNN"]
+                metrics[item_type][segment][name] = swapped[item_type][segment]["2T-HGNN"]
             rows.append(name)
 
     header = "| model | " + " | ".join(f"HR@10 {t}s, {s} users" for t, s in CELLS) + " |"

@@ -195,7 +195,7 @@ def fit_hgnn(
     default multi-threaded scatter sums differ in the last bits, and those bits grow over epochs).
     CUDA runs are left as they are (reproducible up to float error).
     """
-    on_cpu = torch.device(resolve_device(device or settings.device, "hgnn.device")).type == "cpu"
+    device = resolve_device(device or settings.device, "hgnn.device")
     threads = torch.get_num_threads()
     deterministic = (
         torch.are_deterministic_algorithms_enabled(),
@@ -204,7 +204,7 @@ def fit_hgnn(
     try:
         if settings.threads is not None:
             torch.set_num_threads(settings.threads)
-        if on_cpu:
+        if torch.device(device).type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         return _train(graph, features, settings, out_dir, resume, device, progress, on_epoch_end)
     finally:
@@ -218,12 +218,12 @@ def _train(
     settings: HGNNConfig,
     out_dir: str | Path | None,
     resume: bool,
-    device: str | None,
+    device: str,
     progress: bool,
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
 ) -> HGNNResult:
     s = settings
-    dev = torch.device(resolve_device(device or s.device, "hgnn.device"))
+    dev = torch.device(device)  # resolved by fit_hgnn
     out = Path(out_dir) if out_dir is not None else None
     _check_features(graph, features)
     if not s.fanouts or any(f < 1 for f in s.fanouts):
