@@ -18,13 +18,25 @@ from colisten.world import generate_world
 
 pytestmark = pytest.mark.slow
 
-MODELS = {"Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS"}
+MODELS = {
+    "Popularity",
+    "LLM-KNN",
+    "HGNN",
+    "HGNN-w-users",
+    "2T",
+    "2T-HGNN",
+    "ALS",
+    "EASE",
+    "ItemKNN",
+    "LightGCN",
+}
 ORACLES = {"Oracle: true taste", "Oracle: taste from history"}  # the run's data is a synthetic world
 TINY = {"users": 900, "podcasts": 200, "audiobooks": 60, "days": 104}
 FAST = {
     **SMALL_OVERRIDES,
     "hgnn": {**SMALL_OVERRIDES["hgnn"], "epochs": 2, "max_edges_per_epoch": 512},
-    "evaluate": {"bootstrap": 20, "hgnn_w_users_epochs": 1},
+    "evaluate": {"bootstrap": 20, "hgnn_w_users_epochs": 1, "lightgcn_epochs": 5},
+    "tune": {"models": ["ALS", "EASE"], "trials": 2},
 }
 
 
@@ -51,7 +63,17 @@ def test_every_stage_ran_and_is_recorded(tiny_run):
     run, _, timings = tiny_run
     assert list(timings) == list(STAGES)
     manifest = json.loads((run / "manifest.json").read_text())
-    for stage in ("validate", "split", "embed", "graph", "train-hgnn", "train-2t", "index", "evaluate"):
+    for stage in (
+        "validate",
+        "split",
+        "embed",
+        "tune",
+        "graph",
+        "train-hgnn",
+        "train-2t",
+        "index",
+        "evaluate",
+    ):
         assert stage in manifest["stages"], stage
     assert manifest["data"]["fingerprint"]
 
@@ -72,6 +94,11 @@ def test_metrics_cover_every_model_type_and_segment(tiny_run):
                     assert 0.0 <= m[key] <= 1.0, (item_type, segment, name, key)
     # LLM-KNN cannot serve cold users and must say so instead of reporting zeros
     assert metrics["audiobook"]["cold"]["LLM-KNN"]["status"] == "n/a"
+    # the tuned models carry the settings chosen on validation; an untuned one carries none
+    tuning = json.loads((run / "tune" / "tuning.json").read_text())
+    for name in ("ALS", "EASE"):
+        assert metrics["audiobook"]["warm"][name]["settings"] == tuning["models"][name]["chosen"]
+    assert "settings" not in metrics["audiobook"]["warm"]["Popularity"]
 
 
 def test_oracles_bound_the_models_from_above(tiny_run):
@@ -97,6 +124,9 @@ def test_report_is_html_with_inlined_images(tiny_run):
         assert m, src[:40]
         assert base64.b64decode(m.group(1))[:8] == b"\x89PNG\r\n\x1a\n"
     assert "2T-HGNN" in html and "0.353" in html  # our numbers beside the paper's
+    # the practitioner baselines' rows and the settings each tuned model got on validation
+    assert all(f"<td>{name}</td>" in html for name in ("EASE", "ItemKNN", "LightGCN"))
+    assert "Settings chosen on validation" in html and "ease_lambda = " in html
 
 
 def test_ablations_run_and_reach_the_report(tiny_run):

@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "colisten.data.commands",
     "colisten.graph.commands",
     "colisten.content.commands",
+    "colisten.tune.commands",
     "colisten.hgnn.commands",
     "colisten.twotower.commands",
     "colisten.retrieval.commands",

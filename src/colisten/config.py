@@ -369,8 +369,20 @@ class EvaluateConfig(_Section):
         "counted when streamed later; 'any' = every item touched in history.",
     )
     baselines: list[str] = Field(
-        default_factory=lambda: ["Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS"],
-        description="Models evaluated by default (all of the paper's, plus implicit's ALS).",
+        default_factory=lambda: [
+            "Popularity",
+            "LLM-KNN",
+            "HGNN",
+            "HGNN-w-users",
+            "2T",
+            "2T-HGNN",
+            "ALS",
+            "EASE",
+            "ItemKNN",
+            "LightGCN",
+        ],
+        description="Models evaluated by default: all of the paper's, plus the baselines a practitioner "
+        "would pick (implicit's ALS, EASE, ItemKNN, PyG's LightGCN; evaluate/practitioner.py).",
     )
     oracles: bool = Field(
         True,
@@ -398,9 +410,107 @@ class EvaluateConfig(_Section):
         description="Epochs of the HGNN-w-users baseline (10; the other HGNN settings are reused). It "
         "trains inside `evaluate`, so it is kept short.",
     )
-    seed: int = Field(
-        0, description="Seed of the bootstrap resamples and the ALS fit (HGNN-w-users uses [hgnn] seed)."
+    ease_lambda: float = Field(
+        500.0,
+        gt=0,
+        description="EASE L2 penalty lambda on the item-item weights (500, Steck's value for "
+        "MovieLens-20M; the best value grows with the data's scale, so it is one of the settings "
+        "`colisten tune` searches).",
     )
+    ease_weak_weight: float = Field(
+        0.5, ge=0, description="Weight of one weak event in EASE's X (a stream counts 1; 0.5 as for ALS)."
+    )
+    ease_max_items: int = Field(
+        20_000,
+        ge=1,
+        description="EASE needs a dense float64 items x items inverse (all types): 8 n^2 bytes, about 3 "
+        "copies at the peak (20,000 items: ~9.6 GB). A larger catalogue is refused before any model is "
+        "fitted; remove EASE from `baselines` or raise this if the machine has the memory.",
+    )
+    itemknn_neighbors: int = Field(
+        100, ge=1, description="ItemKNN: nearest neighbours kept per item (100, a common default)."
+    )
+    itemknn_shrinkage: float = Field(
+        10.0,
+        ge=0,
+        description="ItemKNN: added to the cosine's denominator |x_i| |x_j| (10), so similarities "
+        "resting on few shared users count less.",
+    )
+    itemknn_weak_weight: float = Field(
+        0.5, ge=0, description="Weight of one weak event in ItemKNN's X (a stream counts 1; 0.5 as for ALS)."
+    )
+    lightgcn_dim: int = Field(64, ge=1, description="LightGCN embedding size (64, the paper's).")
+    lightgcn_layers: int = Field(
+        3, ge=0, le=8, description="LightGCN propagation layers (3, the LightGCN paper's best)."
+    )
+    lightgcn_lr: float = Field(
+        1e-2,
+        gt=0,
+        description="LightGCN Adam learning rate (1e-2: higher than the LightGCN paper's 1e-3 because the "
+        "batches are 16x larger and the epochs far fewer).",
+    )
+    lightgcn_l2: float = Field(
+        1e-4,
+        ge=0,
+        description="LightGCN BPR L2 weight on the layer-0 embeddings of each batch's nodes (1e-4, the "
+        "LightGCN paper's; PyG's recommendation_loss).",
+    )
+    lightgcn_batch_size: int = Field(
+        32_768,
+        ge=1,
+        description="LightGCN positive (user, item) pairs per step (32768); every step propagates over the "
+        "whole graph, so larger batches mean fewer propagations per epoch (the demo world's 294k pairs: "
+        "9 steps an epoch).",
+    )
+    lightgcn_epochs: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="LightGCN epochs over all history pairs (100; at most 1000). It trains inside "
+        "`evaluate`: 100 take about 2 minutes on the demo world and seconds on MovieLens-100K on 2 CPU "
+        "cores.",
+    )
+    lightgcn_device: str = Field(
+        "cpu",
+        description="LightGCN device: cpu (default; bit-for-bit reproducible), cuda, cuda:N or auto.",
+    )
+    seed: int = Field(
+        0,
+        description="Seed of the bootstrap resamples and the ALS and LightGCN fits (HGNN-w-users uses "
+        "[hgnn] seed).",
+    )
+
+
+class TuneConfig(_Section):
+    """Settings chosen on a history-only validation split (colisten tune; colisten/tune/spaces.py)."""
+
+    enabled: bool = Field(
+        True,
+        description="Run the tune stage in `colisten run` (after embed): every model in `models` gets "
+        "`trials` settings from its documented space, fitted on the history before its last "
+        "holdout_days and scored on those days; the best is used for the hold-out.",
+    )
+    models: list[str] = Field(
+        default_factory=lambda: ["ALS", "EASE", "ItemKNN", "LightGCN", "2T", "2T-HGNN"],
+        description="Models tuned (HGNN and HGNN-w-users share 2T-HGNN's HGNN settings; Popularity and "
+        "LLM-KNN have none). A model left out keeps the configured settings.",
+    )
+    trials: int = Field(
+        8,
+        ge=1,
+        description="Trials per model, the same budget for every model (8): trial 1 is the configured "
+        "settings, the rest a seeded random sample of the model's grid.",
+    )
+    metric: Literal["hr", "mrr", "ndcg", "recall"] = Field(
+        "hr", description="Validation metric that picks the trial: hr (HR@k_hit, default), mrr, ndcg, recall."
+    )
+    segment: Literal["all", "warm", "cold"] = Field(
+        "all", description="Users the metric is averaged over (default all = warm and cold)."
+    )
+    item_type: str | None = Field(
+        None, description="Item type the metric is computed on (default None = data.target_type)."
+    )
+    seed: int = Field(0, description="Seeds the sample of trials from each grid.")
 
 
 class ServeConfig(_Section):
@@ -451,6 +561,7 @@ class Settings(_Section):
     twotower: TwoTowerConfig = Field(default_factory=TwoTowerConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="after")

@@ -72,9 +72,11 @@ def temporal_split(
     run: RunDir | str | Path,
     settings: Settings | None = None,
     progress: Callable[[str], None] | None = None,
+    bounds: tuple[int, int, int] | None = None,
 ) -> SplitInfo:
     """Split RUN/data/interactions.parquet into RUN/split/{history,holdout,segments}.parquet and
-    split.json. Settings default to the run's saved config."""
+    split.json. Settings default to the run's saved config. `bounds` = (history_start, cut, end)
+    pins the windows instead of deriving them from the newest event (the validation split)."""
     from colisten.data.contract import connect
 
     say = progress or (lambda _msg: None)
@@ -95,7 +97,7 @@ def temporal_split(
                     f"{run / 'data/interactions.parquet'} has no accepted interactions to split; "
                     "check the quarantine reasons printed by `colisten validate`"
                 )
-            history_start, cut, end = split_bounds(max_ts, d.history_days, d.holdout_days)
+            history_start, cut, end = bounds or split_bounds(max_ts, d.history_days, d.holdout_days)
             info = SplitInfo(history_start, cut, end, d.history_days, d.holdout_days)
             say("writing history and hold-out")
             con.execute(

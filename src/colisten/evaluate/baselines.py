@@ -32,10 +32,11 @@ class NotAvailable(Exception):  # noqa: N818 - a model's answer, not a failure o
 
 @dataclass
 class UserItemVectors:
-    """Score of (user u, item i) = users[u] . items[i]; rows of `users` follow EvalData.user_ids."""
+    """Score of (user u, item i) = users[u] . items[i]; rows of `users` follow EvalData.user_ids.
+    Either may be a scipy sparse matrix (EASE, ItemKNN: d = all items, a user's history row)."""
 
-    users: np.ndarray  # float [n_users, d]
-    items: np.ndarray  # float [n_type_items, d], type-index order
+    users: np.ndarray | sp.spmatrix  # float [n_users, d]
+    items: np.ndarray | sp.spmatrix  # float [n_type_items, d], type-index order
     servable: np.ndarray  # bool [n_users]
     unsupported: dict[str, str] = field(default_factory=dict)  # segment -> reason
 

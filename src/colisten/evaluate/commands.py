@@ -20,8 +20,8 @@ def evaluate_command(
     models: str | None = typer.Option(
         None,
         "--models",
-        help="Comma-separated models (Popularity, LLM-KNN, HGNN, HGNN-w-users, 2T, 2T-HGNN, ALS); "
-        "default: [evaluate] baselines.",
+        help="Comma-separated models (Popularity, LLM-KNN, HGNN, HGNN-w-users, 2T, 2T-HGNN, ALS, "
+        "EASE, ItemKNN, LightGCN); default: [evaluate] baselines.",
     ),
     bootstrap: int | None = typer.Option(
         None, "--bootstrap", min=0, help="Bootstrap resamples for 95% CIs (0 = none; default from config)."

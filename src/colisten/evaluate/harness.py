@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from colisten.config import Settings
@@ -48,9 +50,21 @@ from colisten.evaluate.metrics import (
     recall_at_k,
     reciprocal_rank_at_k,
 )
+from colisten.evaluate.practitioner import EASE, ItemKNN, LightGCN, ease_too_large_message
 from colisten.run import RunDir
 
-KNOWN_MODELS = ("Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS")
+KNOWN_MODELS = (
+    "Popularity",
+    "LLM-KNN",
+    "HGNN",
+    "HGNN-w-users",
+    "2T",
+    "2T-HGNN",
+    "ALS",
+    "EASE",
+    "ItemKNN",
+    "LightGCN",
+)
 
 
 class EvaluateError(ColistenError):
@@ -78,7 +92,10 @@ def rank_users(
     users: np.ndarray | None = None,
     on_batch: Any = None,
 ) -> RankedLists:
-    """Rank the whole catalogue of `item_type` for `users` (default: the type's evaluated users)."""
+    """Rank the whole catalogue of `item_type` for `users` (default: the type's evaluated users).
+
+    User and item vectors may be dense arrays or scipy sparse matrices (EASE, ItemKNN: a user's
+    history row); with sparse ones the product is scipy's, densified one user batch at a time."""
     cfg = settings.evaluate
     tgt = data.targets[item_type]
     users = tgt.evaluated_users if users is None else np.asarray(users)
@@ -87,7 +104,7 @@ def rank_users(
         raise EvaluateError(
             f"{item_type}: model gives {vectors.items.shape[0]} item vectors, the run has {n_items} items"
         )
-    item_t = torch.from_numpy(np.ascontiguousarray(vectors.items, dtype=np.float64))
+    score = _batch_scorer(vectors)
     batch = max(1, min(cfg.batch_users, cfg.max_scores_per_batch // max(n_items, 1)))
     tier_of = tgt.tier.astype(np.int8)
     n = users.size
@@ -96,8 +113,7 @@ def rank_users(
     tiers = np.zeros((n, k), np.int8)
     for lo in range(0, n, batch):
         rows = users[lo : lo + batch]
-        u = torch.from_numpy(np.ascontiguousarray(vectors.users[rows], dtype=np.float64))
-        scores = (u @ item_t.T).to(torch.float32)
+        scores = score(rows).to(torch.float32)
         scores[torch.from_numpy(~vectors.servable[rows])] = -math.inf
         r, c = _nonzero(tgt.consumed[rows])
         scores[r, c] = -math.inf
@@ -125,6 +141,28 @@ def rank_users(
         positive_tiers=positive_tiers,
         servable=vectors.servable[users],
     )
+
+
+def _batch_scorer(vectors: UserItemVectors) -> Any:
+    """rows -> float64 scores [rows, type items]: users[rows] . items' (dense: torch; either one
+    scipy sparse: scipy, per user batch, so no users x items matrix is ever held whole)."""
+    if not (sp.issparse(vectors.users) or sp.issparse(vectors.items)):
+        item_t = torch.from_numpy(np.ascontiguousarray(vectors.items, dtype=np.float64))
+        users = vectors.users
+        return lambda rows: torch.from_numpy(np.ascontiguousarray(users[rows], dtype=np.float64)) @ item_t.T
+    items = vectors.items
+    items_t = (
+        sp.csc_matrix(items.T, dtype=np.float64) if sp.issparse(items) else np.asarray(items, np.float64).T
+    )
+    users = sp.csr_matrix(vectors.users, dtype=np.float64) if sp.issparse(vectors.users) else vectors.users
+
+    def score(rows: np.ndarray) -> torch.Tensor:
+        u = users[rows] if sp.issparse(users) else np.asarray(users[rows], np.float64)
+        s = u @ items_t
+        s = s.toarray() if sp.issparse(s) else np.asarray(s)
+        return torch.from_numpy(np.ascontiguousarray(s, dtype=np.float64))
+
+    return score
 
 
 def _nonzero(m: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,6 +197,23 @@ def per_user_metrics(
     masks[f"hr@{k_hit}_longtail"] = has_tail
     masks[f"mrr@{k_list}_longtail"] = has_tail
     return values, masks
+
+
+def per_user_frame(
+    data: EvalData, lists: RankedLists, item_type: str, model: str, k_hit: int, k_list: int
+) -> pd.DataFrame:
+    """One row per evaluated user: the user's metric values for `model` on `item_type`."""
+    values, _ = per_user_metrics(lists, k_hit, k_list)
+    keep = [f"hr@{k_hit}", f"mrr@{k_list}", f"ndcg@{k_hit}", f"recall@{k_hit}"]
+    return pd.DataFrame(
+        {
+            "user_id": data.user_ids[lists.users],
+            "item_type": item_type,
+            "segment": data.targets[item_type].segment[lists.users],
+            "model": model,
+            **{k: values[k].astype(np.float32) for k in keep},
+        }
+    )
 
 
 def summarize(
@@ -220,8 +275,11 @@ def evaluate(
     settings: Settings,
     bootstrap: int | None = None,
     console: Any = None,
+    per_user: list[pd.DataFrame] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Evaluate every model on every item type and segment: (metrics, meta) as in RUN/eval/."""
+    """Evaluate every model on every item type and segment: (metrics, meta) as in RUN/eval/.
+    With `per_user`, each model's per-user metric values are appended to it (one frame per model
+    and type: user_id, item_type, segment, model, metrics), for paired comparisons across runs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     cfg = settings.evaluate
@@ -262,7 +320,7 @@ def evaluate(
                 t0 = time.perf_counter()
                 task = progress.add_task(f"{item_type:>10} · {model.name}", total=int(users.size))
                 try:
-                    vectors = model.vectors(data, item_type)
+                    vectors = _vectors(model, data, item_type, progress, console is not None)
                 except NotAvailable as e:
                     for s in SEGMENTS:
                         per_type[s][model.name] = {"status": "n/a", "reason": e.reason}
@@ -280,6 +338,8 @@ def evaluate(
                     users,
                     on_batch=lambda m, t=task: progress.advance(t, m),
                 )
+                if per_user is not None:
+                    per_user.append(per_user_frame(data, lists, item_type, model.name, cfg.k_hit, cfg.k_list))
                 for s in SEGMENTS:
                     if s in vectors.unsupported:
                         per_type[s][model.name] = {"status": "n/a", "reason": vectors.unsupported[s]}
@@ -295,7 +355,26 @@ def evaluate(
                 meta["models"].setdefault(model.name, {})[item_type] = {
                     "seconds": round(time.perf_counter() - t0, 3)
                 }
+                if getattr(model, "fit_info", None):
+                    meta.setdefault("fit", {})[model.name] = model.fit_info
     return metrics, meta
+
+
+def _vectors(
+    model: RankingModel, data: EvalData, item_type: str, progress: Any, show: bool
+) -> UserItemVectors:
+    """model.vectors; a model with its own training bar (a `progress` attribute: LightGCN) gets
+    it switched on when there is a console, and draws it with the live table paused."""
+    if not hasattr(model, "progress"):
+        return model.vectors(data, item_type)
+    model.progress = show
+    if not (show and progress.console.is_interactive):  # no live table to pause
+        return model.vectors(data, item_type)
+    progress.stop()
+    try:
+        return model.vectors(data, item_type)
+    finally:
+        progress.start()
 
 
 def build_models(
@@ -303,12 +382,18 @@ def build_models(
 ) -> list[RankingModel]:
     """The named models (default: settings.evaluate.baselines) with the run's artifacts; a model
     whose artifacts are missing is still returned and reports 'n/a' with the command to run."""
+    from colisten.tune.search import settings_for
+
     rd = RunDir(run)
     names = list(settings.evaluate.baselines if names is None else names)
     unknown = [n for n in names if n not in KNOWN_MODELS]
     if unknown:
         raise EvaluateError(f"unknown model(s) {unknown}; known: {', '.join(KNOWN_MODELS)}")
     n_items = _count_items(rd)
+    if "EASE" in names:  # refused before any model is built or fitted
+        ease = settings_for(rd.root, settings, "EASE").evaluate
+        if n_items > ease.ease_max_items:
+            raise EvaluateError(ease_too_large_message(n_items, ease.ease_max_items))
 
     def array(relative: str, command: str) -> np.ndarray | str:
         p = rd / relative
@@ -323,10 +408,17 @@ def build_models(
 
     models: list[RankingModel] = []
     for name in names:
+        own = settings_for(rd.root, settings, name)  # its settings chosen on validation, if tuned
         if name == "Popularity":
             models.append(Popularity())
         elif name == "ALS":
-            models.append(ALS(settings))
+            models.append(ALS(own))
+        elif name == "EASE":
+            models.append(EASE(own))
+        elif name == "ItemKNN":
+            models.append(ItemKNN(own))
+        elif name == "LightGCN":
+            models.append(LightGCN(own))
         elif name == "LLM-KNN":
             text = array("content/text_embeddings.npy", "embed")
             models.append(LLMKNN(text) if not isinstance(text, str) else _Missing(name, text))
@@ -336,12 +428,12 @@ def build_models(
         elif name == "HGNN-w-users":
             text = array("content/text_embeddings.npy", "embed")
             models.append(
-                HGNNWithUsers(text, settings, rd / "eval" / "hgnn_w_users")
+                HGNNWithUsers(text, own, rd / "eval" / "hgnn_w_users")
                 if not isinstance(text, str)
                 else _Missing(name, text)
             )
         else:  # 2T, 2T-HGNN
-            models.append(two_tower_model(rd.root, name, settings))
+            models.append(two_tower_model(rd.root, name, own))
     return models
 
 
@@ -373,9 +465,12 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     (RUN/twotower/features.json), or the given ones before it exists, so 2T and 2T-HGNN are
     compared like for like. Trained when missing, when the run's split has changed or when those
     settings, or the data or content settings, differ from the ones it was built with (settings
-    that only change speed, such as the device, do not count); returns the folder."""
+    that only change speed, such as the device, do not count); returns the folder. When the run
+    was tuned, 2T's own choice (RUN/tune/tuning.json) is applied over those settings."""
     from colisten.config import TwoTowerConfig
     from colisten.io import read_json
+    from colisten.tune.search import chosen_overrides, load_tuning
+    from colisten.tune.spaces import apply_overrides
     from colisten.twotower.train import train_stage
 
     root = run / "baselines" / "2T"
@@ -387,6 +482,7 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
         else settings.twotower
     )
     variant = settings.model_copy(update={"twotower": twotower.model_copy(update={"use_hgnn": False})})
+    variant = apply_overrides(variant, chosen_overrides(load_tuning(run), "2T"))  # 2T's own choice
     done = root / "twotower" / "features.json"
     if done.exists() and (root / "twotower" / "item_vectors.npy").exists():
         built = RunDir(root).manifest().get("config", {})

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten.evaluate.data import SEGMENTS
 from colisten.io import read_json, write_text_atomic
 
 # The paper's reported numbers (PAPER.md, De Nadai, Fabbri et al., WWW'24 Companion):
@@ -74,11 +75,33 @@ PAPER_ABLATIONS: dict[str, tuple[float, float | None]] = {
 }
 PAPER_LONG_TAIL = {"hr": 1.18, "mrr": 1.02}  # 2T-HGNN vs production on popularity tiers 3-5
 
-MODEL_ORDER = ["Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "2T", "2T-HGNN", "ALS"]
+MODEL_ORDER = [
+    "Popularity",
+    "LLM-KNN",
+    "HGNN",
+    "HGNN-w-users",
+    "2T",
+    "2T-HGNN",
+    "ALS",
+    "EASE",
+    "ItemKNN",
+    "LightGCN",
+]
 MODEL_COLORS = dict(
     zip(
         MODEL_ORDER,
-        ["#9aa5b1", "#f39c12", "#2e86c1", "#8e44ad", "#c0392b", "#1db954", "#5d6d7e"],
+        [
+            "#9aa5b1",
+            "#f39c12",
+            "#2e86c1",
+            "#8e44ad",
+            "#c0392b",
+            "#1db954",
+            "#5d6d7e",
+            "#16a085",
+            "#d35400",
+            "#7f8c8d",
+        ],
         strict=True,
     )
 )
@@ -486,6 +509,37 @@ def ablation_html(ablations: dict[str, Any], full: dict[str, Any] | None, k_hit:
     )
 
 
+def tuning_html(tuning: dict[str, Any] | None) -> str:
+    """The settings each model got from the validation split, with its validation scores."""
+    if not tuning:
+        return (
+            '<h2>Settings chosen on validation</h2><p class="note">This run was not tuned '
+            "(<code>[tune] enabled = false</code>): every model used its configured settings.</p>"
+        )
+    metric, v = tuning["metric"], tuning["validation"]
+    reused = tuning.get("reused_from")
+    rows = []
+    for model, m in tuning["models"].items():
+        scores = "".join(f"<td>{_fmt(m['validation'].get(s, {}).get(metric))}</td>" for s in SEGMENTS)
+        chosen = ", ".join(f"{k.split('.', 1)[1]} = {val}" for k, val in m["chosen"].items())
+        rows.append(
+            f"<tr><td>{html.escape(model)}</td>{scores}<td>{m['trials']}</td>"
+            f'<td style="text-align:left"><code>{html.escape(chosen)}</code></td></tr>'
+        )
+    source = f" Chosen on another run's validation split: {html.escape(reused)}." if reused else ""
+    return (
+        '<h2>Settings chosen on validation</h2><p class="note">Every model below got the same '
+        f"number of trials ({tuning['trials_per_model']}) from its documented grid "
+        "(<code>colisten/tune/spaces.py</code>), fitted on the history before "
+        f"{html.escape(v['cut'])} and scored on the history from then to {html.escape(v['end'])} "
+        f"(the hold-out was never used); the best {html.escape(metric)} on "
+        f"{html.escape(tuning['segment'])} {html.escape(tuning['item_type'])} users won. HGNN and "
+        f"HGNN-w-users share 2T-HGNN's HGNN settings.{source}</p>"
+        f"<table><tr><th>model</th>{''.join(f'<th>{metric} {s}</th>' for s in SEGMENTS)}"
+        f"<th>trials</th><th>chosen settings</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def render_report(
     run: Path, metrics: dict[str, Any], meta: dict[str, Any], target_type: str, established_type: str | None
 ) -> str:
@@ -516,6 +570,7 @@ def render_report(
         "<table><tr><th>item type</th><th>items</th><th>warm users</th><th>cold users</th>"
         f"<th>all users</th><th>held-out positives</th></tr>{''.join(rows)}</table>"
     )
+    parts.append(tuning_html(meta.get("tuning")))
     # Paper tables + bar charts
     parts.append("<h2>The paper's tables</h2>")
     paper_map = {(w, s): p for _, w, s, p in PAPER_REFERENCE}
@@ -558,6 +613,11 @@ def render_report(
             b64 = curve_chart(read_json(p), title)
             if b64:
                 curves.append(_img(b64, title))
+    for model, fit in (meta.get("fit") or {}).items():  # models trained inside evaluate (LightGCN)
+        if isinstance(fit, dict) and fit.get("curve"):
+            b64 = curve_chart(fit["curve"], f"{model} training")
+            if b64:
+                curves.append(_img(b64, f"{model} training"))
     parts.append(
         "<h2>Training curves</h2>" + ("".join(curves) or '<p class="note">No curve.json in this run.</p>')
     )

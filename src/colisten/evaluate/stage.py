@@ -1,5 +1,5 @@
-"""The `evaluate` stage: evaluate every model on the run and write RUN/eval/{metrics,meta}.json and
-report.html (the pipeline's `run` / `demo` call `run_evaluate_stage`)."""
+"""The `evaluate` stage: evaluate every model on the run and write RUN/eval/{metrics,meta}.json,
+per_user.parquet and report.html (the pipeline's `run` / `demo` call `run_evaluate_stage`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+
 from colisten.config import Settings
 from colisten.evaluate.baselines import RankingModel
 from colisten.evaluate.data import load_eval_data
 from colisten.evaluate.harness import evaluate, resolve_models
 from colisten.evaluate.report import write_report
-from colisten.io import write_json_atomic
+from colisten.io import write_json_atomic, write_parquet_atomic
 from colisten.run import RunDir
+from colisten.tune.search import chosen_overrides, load_tuning
 
 
 def run_evaluate_stage(
@@ -28,14 +32,46 @@ def run_evaluate_stage(
     settings = settings or rd.settings()
     with rd.stage("evaluate") as info:
         data = load_eval_data(rd.root, settings)
+        per_user: list[pd.DataFrame] = []
         metrics, meta = evaluate(
-            data, resolve_models(rd.root, settings, models), settings, bootstrap=bootstrap, console=console
+            data,
+            resolve_models(rd.root, settings, models),
+            settings,
+            bootstrap=bootstrap,
+            console=console,
+            per_user=per_user,
         )
+        record_tuned_settings(metrics, meta, load_tuning(rd.root))
         out = rd.stage_dir("eval")
         write_json_atomic(out / "metrics.json", metrics)
         write_json_atomic(out / "meta.json", meta)
+        if per_user:
+            frame = pd.concat(per_user, ignore_index=True)
+            write_parquet_atomic(out / "per_user.parquet", pa.Table.from_pandas(frame, preserve_index=False))
         established = next(iter(settings.data.established_types), None)
         write_report(rd.root, settings.data.target_type, established)
         info["models"] = sorted(meta["models"])
         info["evaluated_users"] = {t: v["evaluated_users"] for t, v in meta["item_types"].items()}
     return metrics
+
+
+def record_tuned_settings(
+    metrics: dict[str, Any], meta: dict[str, Any], tuning: dict[str, Any] | None
+) -> None:
+    """Put each model's settings chosen on validation into its metrics rows and meta["tuning"]."""
+    if not tuning:
+        return
+    meta["tuning"] = {
+        key: tuning[key] for key in ("metric", "segment", "item_type", "trials_per_model", "validation")
+    }
+    meta["tuning"]["reused_from"] = tuning.get("reused_from")
+    meta["tuning"]["models"] = {
+        model: {"chosen": m["chosen"], "validation": m["validation"], "trials": len(m["trials"])}
+        for model, m in tuning["models"].items()
+    }
+    for segments in metrics.values():
+        for rows in segments.values():
+            for model, row in rows.items():
+                chosen = chosen_overrides(tuning, model)
+                if chosen and "status" not in row:
+                    row["settings"] = chosen

@@ -1,0 +1,240 @@
+"""Choose every model's settings on the validation split, the same trial budget for each.
+
+For each tuned model, each trial's settings (tune/spaces.py) are fitted on the validation inputs
+and scored on the validation truth with the evaluation harness (same filtering and metrics as the
+hold-out); the best trial by `[tune] metric` on `[tune] segment` of the tuned item type wins (ties:
+the earlier trial, so the run's own settings win a tie). Each trial is recorded in
+RUN/tune/trials/MODEL/N/trial.json as soon as it ends, so an interrupted tuning resumes where it
+stopped; RUN/tune/tuning.json holds every trial and the choice.
+
+2T-HGNN trials train the whole chain (graph, HGNN, two-tower model) in their trial folder; trials
+that share graph and HGNN settings share one trained HGNN (RUN/tune/hgnn/KEY/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from colisten.config import Settings
+from colisten.errors import ColistenError
+from colisten.io import read_json, write_json_atomic
+from colisten.run import RunDir
+from colisten.tune.spaces import SEARCH_SPACES, apply_overrides, trial_overrides
+from colisten.tune.validation import _link, carve_validation_split, split_key, validation_settings
+
+TUNING_FILE = "tune/tuning.json"
+# Settings that change how fast a stage runs, not what it produces (not part of a trial's identity).
+_SPEED_ONLY = {"device", "threads", "memory_limit", "cache_dir", "batch_users", "max_scores_per_batch"}
+
+
+class TuningError(ColistenError):
+    """A tuning request that cannot be carried out (unknown model, metric or segment)."""
+
+
+def tune_models(
+    run: RunDir, settings: Settings, log: Callable[[str], None] = lambda _m: None
+) -> dict[str, Any]:
+    """Tune `[tune] models` on the run's validation split; writes and returns RUN/tune/tuning.json."""
+    from colisten.evaluate.data import load_eval_data
+
+    cfg = settings.tune
+    unknown = [m for m in cfg.models if m not in SEARCH_SPACES]
+    if unknown:
+        raise TuningError(
+            f"[tune] models: {unknown} have no search space; tunable: {', '.join(SEARCH_SPACES)}"
+        )
+    item_type = cfg.item_type or settings.data.target_type
+    if item_type not in settings.data.item_types:
+        raise TuningError(f"[tune] item_type {item_type!r} is not among {settings.data.item_types}")
+    metric = _metric_name(settings)
+    val = carve_validation_split(run, settings)
+    vsettings = validation_settings(settings)
+    data = load_eval_data(val.root, vsettings)
+    split = read_json(val / "split" / "split.json")
+    out: dict[str, Any] = {
+        "metric": metric,
+        "item_type": item_type,
+        "segment": cfg.segment,
+        "trials_per_model": cfg.trials,
+        "source_cut": read_json(run.require("split/split.json", "split"))["cut"],
+        "source_key": split_key(run),
+        "validation": {
+            "history_start": split["history_start_iso"],
+            "cut": split["cut_iso"],
+            "end": split["end_iso"],
+            "evaluated_users": {
+                t: {s: int(n) for s, n in _segment_sizes(data, t).items()} for t in data.targets
+            },
+        },
+        "models": {},
+    }
+    for model in cfg.models:
+        trials = []
+        candidates = trial_overrides(model, vsettings, cfg.trials, cfg.seed)
+        for i, overrides in enumerate(candidates):
+            trial_dir = run.root / "tune" / "trials" / _slug(model) / str(i)
+            result = _run_trial(
+                model, overrides, trial_dir, val, vsettings, data, run.root, item_type, out["source_key"]
+            )
+            trials.append(result)
+            score = result["metrics"].get(cfg.segment, {}).get(metric)
+            shown = "n/a" if score is None else f"{score:.4f}"
+            log(f"tune {model} {i + 1}/{len(candidates)}: {metric} {shown} ({result['seconds']:.1f} s)")
+        out["models"][model] = _choose(trials, metric, cfg.segment)
+    write_json_atomic(run.root / TUNING_FILE, out)
+    return out
+
+
+def _choose(trials: list[dict[str, Any]], metric: str, segment: str) -> dict[str, Any]:
+    scores = [t["metrics"].get(segment, {}).get(metric) for t in trials]
+    scored = [i for i, s in enumerate(scores) if s is not None]
+    best = max(scored, key=lambda i: (scores[i], -i)) if scored else 0
+    return {
+        "chosen": trials[best]["overrides"],
+        "chosen_trial": best,
+        "validation": trials[best]["metrics"],
+        "trials": trials,
+        "space": SEARCH_SPACES[trials[best]["model"]],
+    }
+
+
+def _run_trial(
+    model: str,
+    overrides: dict[str, Any],
+    trial_dir: Path,
+    val: RunDir,
+    vsettings: Settings,
+    data: Any,
+    run_root: Path,
+    item_type: str,
+    source_key: str,
+) -> dict[str, Any]:
+    """Fit `model` with `overrides` on the validation inputs and score it (or reuse a finished trial
+    of the same model, settings and data)."""
+    from colisten.evaluate.harness import build_models, evaluate
+
+    settings = apply_overrides(vsettings, overrides)
+    identity = {"model": model, "overrides": overrides, "settings": _identity(settings), "data": source_key}
+    record = trial_dir / "trial.json"
+    if record.exists():
+        done = read_json(record)
+        if {k: done.get(k) for k in identity} == json.loads(json.dumps(identity)):
+            return done
+    t0 = time.perf_counter()
+    trial = _trial_run(trial_dir, val, settings)
+    if model == "2T-HGNN":
+        _train_chain(trial, settings, run_root, source_key)
+    models = build_models(trial.root, settings, [model])
+    metrics, _ = evaluate(data, models, settings, bootstrap=0)
+    per_segment = {
+        segment: {
+            k: v for k, v in rows[model].items() if isinstance(v, float | int) and not isinstance(v, bool)
+        }
+        for segment, rows in metrics[item_type].items()
+        if "status" not in rows[model]
+    }
+    result = {
+        **identity,
+        "metrics": per_segment,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    write_json_atomic(record, result)
+    return result
+
+
+def _trial_run(trial_dir: Path, val: RunDir, settings: Settings) -> RunDir:
+    """A run-shaped folder over the validation split (data, split, content linked)."""
+    trial = RunDir(trial_dir)
+    trial.root.mkdir(parents=True, exist_ok=True)
+    for shared in ("data", "split", "content"):
+        _link(trial / shared, (val / shared).resolve())
+    trial.init(settings)
+    return trial
+
+
+def _train_chain(trial: RunDir, settings: Settings, run_root: Path, source_key: str) -> None:
+    """graph -> HGNN (shared between trials with the same graph and HGNN settings) -> two-tower."""
+    from colisten.graph.stage import run_graph_stage
+    from colisten.hgnn.stage import run_train_hgnn
+    from colisten.twotower.train import train_stage
+
+    ident = _identity(settings)
+    key = _key({"graph": ident["graph"], "hgnn": ident["hgnn"], "data": source_key})
+    shared = RunDir(run_root / "tune" / "hgnn" / key)
+    if not (shared / "hgnn" / "item_embeddings.npy").exists():
+        shared.root.mkdir(parents=True, exist_ok=True)
+        for name in ("data", "split", "content"):
+            _link(shared / name, (trial / name).resolve())
+        shared.init(settings)
+        run_graph_stage(shared, settings)
+        run_train_hgnn(shared.root, settings=settings, progress=False)
+    for name in ("graph", "hgnn"):
+        _link(trial / name, (shared / name).resolve())
+    with trial.stage("train-2t") as info:
+        info.update(train_stage(trial, settings, progress=False, log=lambda *a, **k: None))
+
+
+def _identity(settings: Settings) -> dict[str, Any]:
+    """The settings that decide a trial's result (speed-only ones left out)."""
+    dumped = settings.model_dump(mode="json")
+    return {
+        section: {k: v for k, v in values.items() if k not in _SPEED_ONLY}
+        for section, values in dumped.items()
+        if section not in ("serve", "retrieval", "tune")
+    }
+
+
+def _key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _metric_name(settings: Settings) -> str:
+    cfg = settings.evaluate
+    names = {"hr": f"hr@{cfg.k_hit}", "mrr": f"mrr@{cfg.k_list}", "ndcg": f"ndcg@{cfg.k_hit}"}
+    names["recall"] = f"recall@{cfg.k_hit}"
+    return names[settings.tune.metric]
+
+
+def _segment_sizes(data: Any, item_type: str) -> dict[str, int]:
+    from colisten.evaluate.harness import segment_masks
+
+    users = data.targets[item_type].evaluated_users
+    return {s: int(m.sum()) for s, m in segment_masks(data, item_type, users).items()}
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
+
+
+# --- using the choice ------------------------------------------------------------------------
+def load_tuning(run: str | Path) -> dict[str, Any] | None:
+    """RUN/tune/tuning.json if it was made for the run's current data and split, else None."""
+    rd = RunDir(run)
+    path = rd / TUNING_FILE
+    if not path.exists() or not (rd / "split" / "split.json").exists():
+        return None
+    tuning = read_json(path)
+    return tuning if tuning.get("source_key") == split_key(rd) else None
+
+
+def chosen_overrides(tuning: dict[str, Any] | None, model: str) -> dict[str, Any]:
+    """The settings chosen for `model` (or for the model it shares its stages with)."""
+    if not tuning:
+        return {}
+    from colisten.tune.spaces import SHARES_SETTINGS_OF
+
+    source = SHARES_SETTINGS_OF.get(model, model)
+    chosen = tuning.get("models", {}).get(source, {}).get("chosen", {})
+    if source != model:  # a sharing model takes only the stages it shares (not two-tower settings)
+        chosen = {k: v for k, v in chosen.items() if not k.startswith("twotower.")}
+    return dict(chosen)
+
+
+def settings_for(run: str | Path, settings: Settings, model: str) -> Settings:
+    """`settings` with the settings chosen on validation for `model`, if the run was tuned."""
+    return apply_overrides(settings, chosen_overrides(load_tuning(run), model))

@@ -1,0 +1,82 @@
+"""The documented search space of every tuned model, and how a trial's settings are formed.
+
+Each model gets the same number of trials ([tune] trials): trial 0 is the run's own settings,
+the others a seeded sample without replacement from the model's grid below (random search:
+with a budget this small it is as good as any sequential method, and it cannot favour a model).
+A key is a dotted settings path; only the keys listed are varied, everything else stays as the
+run has it. HGNN and HGNN-w-users have no space of their own: they share the HGNN settings
+chosen for 2T-HGNN. Popularity and LLM-KNN have no settings.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from colisten.config import Settings, deep_merge
+
+_TWO_TOWER: dict[str, list[Any]] = {
+    "twotower.label_windows": [1, 3, 5],
+    "twotower.logq_weight": [0.0, 0.5, 1.0],
+    "twotower.temperature": [0.05, 0.1, 0.2],
+    "twotower.epochs": [5, 10],
+}
+
+SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
+    "ALS": {
+        "evaluate.als_factors": [32, 64, 128, 256],
+        "evaluate.als_regularization": [0.01, 0.05, 0.1, 0.5, 1.0],
+        "evaluate.als_alpha": [1.0, 5.0, 10.0, 20.0, 40.0],
+        "evaluate.als_weak_weight": [0.1, 0.3, 0.5, 1.0],
+        "evaluate.als_iterations": [15, 30],
+    },
+    "EASE": {
+        "evaluate.ease_lambda": [10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0],
+        "evaluate.ease_weak_weight": [0.3, 1.0],
+    },
+    "ItemKNN": {
+        "evaluate.itemknn_neighbors": [10, 20, 50, 100, 200, 500],
+        "evaluate.itemknn_shrinkage": [0.0, 10.0, 50.0, 100.0],
+        "evaluate.itemknn_weak_weight": [0.3, 1.0],
+    },
+    "LightGCN": {
+        "evaluate.lightgcn_layers": [1, 2, 3],
+        "evaluate.lightgcn_lr": [1e-3, 5e-3, 1e-2],
+        "evaluate.lightgcn_l2": [1e-5, 1e-4, 1e-3],
+        "evaluate.lightgcn_dim": [32, 64, 128],
+    },
+    "2T": dict(_TWO_TOWER),
+    "2T-HGNN": {**_TWO_TOWER, "hgnn.edge_weighting": ["none", "cocount"]},
+}
+
+# Models whose settings come from another model's tuning (they share its stages).
+SHARES_SETTINGS_OF = {"HGNN": "2T-HGNN", "HGNN-w-users": "2T-HGNN"}
+
+
+def get_setting(settings: Settings, path: str) -> Any:
+    section, name = path.split(".", 1)
+    return getattr(getattr(settings, section), name)
+
+
+def apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """`settings` with the dotted-path `overrides` applied (validated like a config file)."""
+    if not overrides:
+        return settings
+    nested: dict[str, Any] = {}
+    for path, value in overrides.items():
+        section, name = path.split(".", 1)
+        nested.setdefault(section, {})[name] = value
+    return Settings.model_validate(deep_merge(settings.model_dump(mode="json"), nested))
+
+
+def trial_overrides(model: str, settings: Settings, trials: int, seed: int) -> list[dict[str, Any]]:
+    """`trials` distinct settings of `model`'s space; the first is the run's own."""
+    space = SEARCH_SPACES[model]
+    keys = list(space)
+    own = tuple(get_setting(settings, k) for k in keys)
+    grid = [p for p in itertools.product(*(space[k] for k in keys)) if p != own]
+    rng = np.random.default_rng([seed, sum(map(ord, model))])
+    picked = [grid[i] for i in rng.permutation(len(grid))[: max(trials - 1, 0)]]
+    return [dict(zip(keys, p, strict=True)) for p in [own, *picked]]

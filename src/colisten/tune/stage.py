@@ -1,0 +1,66 @@
+"""The `tune` stage: choose every model's settings on the validation split and make the run use
+them: 2T-HGNN's choice goes into the run's config (so graph, train-hgnn and train-2t train with
+it), every other model's is read from RUN/tune/tuning.json by `colisten evaluate`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from colisten.config import Settings
+from colisten.errors import ColistenError
+from colisten.io import read_json, write_json_atomic
+from colisten.run import RunDir
+from colisten.tune.search import TUNING_FILE, chosen_overrides, tune_models
+from colisten.tune.spaces import apply_overrides
+from colisten.tune.validation import split_key
+
+OURS = "2T-HGNN"
+
+
+def run_tune_stage(
+    rd: RunDir,
+    settings: Settings,
+    *,
+    reuse: Path | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> Settings:
+    """Tune (or take the choice of `reuse`, another run's tuning.json); returns the run's settings
+    with 2T-HGNN's chosen settings applied, which are also saved as the run's config."""
+    with rd.stage("tune") as info:
+        tuning = reuse_tuning(rd, reuse) if reuse is not None else tune_models(rd, settings, log=log)
+        info["chosen"] = {m: v["chosen"] for m, v in tuning["models"].items()}
+        if reuse is not None:
+            info["reused_from"] = str(reuse)
+    tuned = apply_overrides(settings, chosen_overrides(tuning, OURS))
+    rd.init(tuned)
+    return tuned
+
+
+def reuse_tuning(rd: RunDir, source: Path) -> dict[str, Any]:
+    """Adopt the settings another run chose (e.g. another seed of the same data set) for this run.
+
+    Refused when the source's validation window reaches this run's hold-out: settings chosen on
+    days this run holds out would be tuned on its hold-out."""
+    path = source / TUNING_FILE if source.is_dir() else source
+    if not path.exists():
+        raise ColistenError(f"--reuse {source}: no {TUNING_FILE} there (run `colisten tune` on it first)")
+    tuning = read_json(path)
+    split = read_json(rd.require("split/split.json", "split"))
+    import datetime as dt
+
+    end = dt.datetime.fromisoformat(tuning["validation"]["end"]).timestamp()
+    if end >= int(split["cut"]):
+        raise ColistenError(
+            f"--reuse {path}: its validation window ends at {tuning['validation']['end']}, inside this "
+            f"run's hold-out (from {split['cut_iso']}); tune this run on its own history instead"
+        )
+    adopted = {
+        **tuning,
+        "source_cut": split["cut"],
+        "source_key": split_key(rd),
+        "reused_from": str(path.resolve()),
+    }
+    write_json_atomic(rd.root / TUNING_FILE, adopted)
+    return adopted

@@ -1,0 +1,95 @@
+"""The history-only validation split that every model's settings are chosen on.
+
+It is the main split moved back by one hold-out: the validation truth is the last `holdout_days`
+of history, the inputs are the history days before them, and warm/cold users are made exactly as
+the main split makes them (any interaction with the type before the validation cut). It is a
+run-shaped folder, RUN/tune/validation/, so every stage and model runs on it unchanged; its
+data/interactions.parquet holds the run's history rows only, so no hold-out event can reach a
+tuned input whatever a stage does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from colisten.config import Settings
+from colisten.errors import ColistenError
+from colisten.io import read_json, write_json_atomic, write_parquet_atomic
+from colisten.run import RunDir
+
+DAY_S = 86_400
+VALIDATION_DIR = "tune/validation"
+
+
+class ValidationSplitError(ColistenError):
+    """The run's history is too short to carve a validation split from it."""
+
+
+def validation_settings(settings: Settings) -> Settings:
+    """The run's settings with the history shortened by one hold-out (the validation truth)."""
+    d = settings.data
+    if d.history_days <= d.holdout_days:
+        raise ValidationSplitError(
+            f"[data] history_days ({d.history_days}) must exceed holdout_days ({d.holdout_days}) to carve "
+            "a validation split from history; lengthen the history or set [tune] enabled = false"
+        )
+    data = d.model_copy(update={"history_days": d.history_days - d.holdout_days})
+    evaluate = settings.evaluate.model_copy(update={"oracles": False})
+    return settings.model_copy(update={"data": data, "evaluate": evaluate})
+
+
+def split_key(run: RunDir) -> str:
+    """Identifies the run's data and split: its data fingerprint and split.json (bounds, counts).
+    Validation splits, trials and tuning.json made under another key are stale."""
+    import hashlib
+    import json
+
+    data = run.manifest().get("data", {}).get("fingerprint")
+    split = read_json(run.require("split/split.json", "split"))
+    return hashlib.sha256(json.dumps([data, split], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def carve_validation_split(run: RunDir, settings: Settings) -> RunDir:
+    """RUN/tune/validation/: data (history rows only), split (validation windows), content (linked).
+
+    Rebuilt when the run's data or split has changed since it was carved; returns the validation run.
+    """
+    import pyarrow.parquet as pq
+
+    from colisten.data.split import temporal_split
+
+    main = read_json(run.require("split/split.json", "split"))
+    history_start, cut = int(main["history_start"]), int(main["cut"])
+    key = split_key(run)
+    val = RunDir(run.root / VALIDATION_DIR)
+    carved = val / "split" / "split.json"
+    vsettings = validation_settings(settings)
+    if carved.exists() and read_json(carved).get("source_key") == key:
+        val.init(vsettings)
+        return val
+    val.root.mkdir(parents=True, exist_ok=True)
+    val.init(vsettings)
+    data = val.stage_dir("data")
+    for name in ("items.parquet", "users.parquet"):
+        _link(data / name, run.require(f"data/{name}", "validate"))
+    history = pq.read_table(run.require("split/history.parquet", "split"))
+    write_parquet_atomic(data / "interactions.parquet", history)
+    _link(val / "content", run.root / "content")
+    bounds = (history_start, cut - settings.data.holdout_days * DAY_S, cut - 1)
+    with val.stage("split") as info:
+        result = temporal_split(val, vsettings, bounds=bounds)
+        info.update({"cut": result.cut, "end": result.end, "events": result.counts["events"]})
+    # Mark which main split it was carved from (read back above to decide whether to rebuild).
+    write_json_atomic(carved, {**read_json(carved), "source_cut": cut, "source_key": key})
+    return val
+
+
+def _link(link: Path, target: Path) -> None:
+    """A relative symlink `link` -> `target` (replaced if it points elsewhere)."""
+    rel = os.path.relpath(target, link.parent)
+    if link.is_symlink() and os.readlink(link) == rel:
+        return
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    link.symlink_to(rel, target_is_directory=target.is_dir())

@@ -1,0 +1,35 @@
+"""Search spaces: every key is a real setting, every value validates, trials are distinct and seeded."""
+
+import pytest
+
+from colisten.config import Settings
+from colisten.tune.spaces import SEARCH_SPACES, apply_overrides, get_setting, trial_overrides
+
+
+@pytest.mark.parametrize("model", sorted(SEARCH_SPACES))
+def test_every_grid_value_is_a_valid_setting(model):
+    base = Settings()
+    for path, values in SEARCH_SPACES[model].items():
+        for value in values:
+            assert get_setting(apply_overrides(base, {path: value}), path) == value
+
+
+@pytest.mark.parametrize("model", sorted(SEARCH_SPACES))
+def test_trials_start_with_the_configured_settings_and_are_distinct(model):
+    settings = Settings()
+    trials = trial_overrides(model, settings, 6, seed=0)
+    assert trials[0] == {k: get_setting(settings, k) for k in SEARCH_SPACES[model]}
+    assert len({tuple(sorted(t.items())) for t in trials}) == len(trials) == 6
+    assert trials == trial_overrides(model, settings, 6, seed=0)
+    assert trials != trial_overrides(model, settings, 6, seed=1)
+
+
+def test_one_trial_is_the_configured_settings_alone():
+    assert trial_overrides("ALS", Settings(), 1, seed=0) == [
+        {k: get_setting(Settings(), k) for k in SEARCH_SPACES["ALS"]}
+    ]
+
+
+def test_a_bad_override_is_refused_like_a_config_file():
+    with pytest.raises(ValueError):
+        apply_overrides(Settings(), {"evaluate.als_factors": 0})

@@ -1,0 +1,166 @@
+"""Tuning on the history-only validation split: no hold-out event reaches a tuned input, every
+trial is recorded and resumable, the best trial is chosen and the run then uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from colisten.config import load_settings
+from colisten.errors import ColistenError
+from colisten.io import read_json
+from colisten.pipeline import SMALL_OVERRIDES, run_pipeline
+from colisten.run import RunDir
+from colisten.tune.search import chosen_overrides, load_tuning, settings_for, tune_models
+from colisten.tune.spaces import SEARCH_SPACES, get_setting
+from colisten.tune.stage import reuse_tuning, run_tune_stage
+from colisten.world import generate_world
+
+pytestmark = pytest.mark.slow
+
+TINY = {"users": 700, "podcasts": 150, "audiobooks": 50, "days": 104}
+FAST = {
+    **SMALL_OVERRIDES,
+    "hgnn": {**SMALL_OVERRIDES["hgnn"], "epochs": 2, "max_edges_per_epoch": 512},
+    "twotower": {"epochs": 1, "tower_dims": [32, 16]},
+    "evaluate": {"bootstrap": 0, "hgnn_w_users_epochs": 1},
+    "tune": {"models": ["ALS", "2T-HGNN"], "trials": 3},
+}
+AFTER_EMBED = ("tune", "graph", "train-hgnn", "train-2t", "index", "evaluate")
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    generate_world(root / "world", seed=5, **TINY)
+    settings = load_settings(None, FAST)
+    run_pipeline(root / "world", root / "run", settings, skip=AFTER_EMBED, log=lambda *_: None)
+    rd = RunDir(root / "run")
+    lines: list[str] = []
+    tuning = tune_models(rd, settings, log=lines.append)
+    return rd, settings, tuning, lines
+
+
+def _rows(df: pd.DataFrame) -> set[tuple]:
+    return set(df[["user_id", "item_id", "event", "timestamp"]].itertuples(index=False, name=None))
+
+
+def test_no_holdout_event_reaches_any_tuned_input(tuned):
+    rd, _, _, _ = tuned
+    main = read_json(rd / "split" / "split.json")
+    holdout = pd.read_parquet(rd / "split" / "holdout.parquet")
+    assert len(holdout) > 0
+    val = rd / "tune" / "validation"
+    vsplit = read_json(val / "split" / "split.json")
+    assert vsplit["cut"] == main["cut"] - 14 * 86_400 and vsplit["end"] < main["cut"]
+    # the validation data is the main history, nothing else
+    history = pd.read_parquet(rd / "split" / "history.parquet")
+    assert _rows(pd.read_parquet(val / "data" / "interactions.parquet")) == _rows(history)
+    vhist = pd.read_parquet(val / "split" / "history.parquet")
+    vhold = pd.read_parquet(val / "split" / "holdout.parquet")
+    assert len(vhold) > 0 and (vhist["timestamp"] < vsplit["cut"]).all()
+    assert vhold["timestamp"].between(vsplit["cut"], main["cut"] - 1).all()
+    # every table anywhere under RUN/tune holds only events from before the main cut
+    held = _rows(holdout)
+    for path in (rd.root / "tune").rglob("*.parquet"):
+        df = pd.read_parquet(path)
+        if "timestamp" in df.columns and "event" in df.columns:
+            assert (df["timestamp"] < main["cut"]).all(), path
+            assert not (_rows(df) & held), path
+    # the trials' co-listening graphs link only items shared by a user in the validation inputs
+    pairs = set()
+    for _, items in vhist.groupby("user_id")["item_id"]:
+        u = sorted(set(items))
+        pairs |= {(a, b) for i, a in enumerate(u) for b in u[i + 1 :]}
+    graphs = list((rd.root / "tune").rglob("graph/edges.parquet"))
+    assert graphs
+    for path in graphs:
+        edges = pd.read_parquet(path)
+        linked = {tuple(sorted(p)) for p in edges[["src", "dst"]].itertuples(index=False, name=None)}
+        assert linked and linked <= pairs, path
+    # the two-tower trials' features end at the validation cut
+    for path in (rd.root / "tune" / "trials").rglob("twotower/features.json"):
+        assert read_json(path)["cut"] == vsplit["cut"], path
+
+
+def test_every_trial_is_recorded_and_the_best_is_chosen(tuned):
+    rd, settings, tuning, lines = tuned
+    assert set(tuning["models"]) == {"ALS", "2T-HGNN"}
+    assert tuning["metric"] == "hr@10" and tuning["segment"] == "all"
+    assert len(lines) == 2 * 3 and all("hr@10" in line for line in lines)
+    for model, m in tuning["models"].items():
+        trials = m["trials"]
+        assert len(trials) == 3
+        assert trials[0]["overrides"] == {k: get_setting(settings, k) for k in SEARCH_SPACES[model]}
+        scores = [t["metrics"]["all"]["hr@10"] for t in trials]
+        assert m["chosen_trial"] == int(np.argmax(scores))  # argmax = first of the best on ties
+        assert m["chosen"] == trials[m["chosen_trial"]]["overrides"]
+        assert m["validation"] == trials[m["chosen_trial"]]["metrics"]
+    assert load_tuning(rd.root) == json.loads((rd / "tune" / "tuning.json").read_text())
+
+
+def test_finished_trials_are_reused_not_retrained(tuned):
+    rd, settings, tuning, _ = tuned
+    records = sorted((rd.root / "tune" / "trials").rglob("trial.json"))
+    assert len(records) == 6
+    before = {p: p.stat().st_mtime_ns for p in records}
+    again = tune_models(rd, settings)
+    assert {p: p.stat().st_mtime_ns for p in records} == before
+    assert again["models"] == tuning["models"]
+
+
+def test_the_run_trains_with_the_choice_and_evaluate_reads_it(tuned, tmp_path):
+    rd, settings, tuning, _ = tuned
+    copy = RunDir(tmp_path / "run")
+    shutil.copytree(rd.root, copy.root, symlinks=True)
+    tuned_settings = run_tune_stage(copy, settings)  # every trial reused: nothing retrained
+    ours = tuning["models"]["2T-HGNN"]["chosen"]
+    saved = copy.settings()
+    for path, value in ours.items():
+        assert get_setting(tuned_settings, path) == value == get_setting(saved, path)
+    als = settings_for(copy.root, settings, "ALS")
+    for path, value in tuning["models"]["ALS"]["chosen"].items():
+        assert get_setting(als, path) == value
+    # HGNN alone shares 2T-HGNN's HGNN settings but not its two-tower ones
+    assert all(not k.startswith("twotower.") for k in chosen_overrides(tuning, "HGNN"))
+    assert {k: v for k, v in ours.items() if k.startswith("hgnn.")} == chosen_overrides(tuning, "HGNN")
+
+
+def test_a_choice_is_reused_only_if_it_never_saw_the_holdout(tuned, tmp_path):
+    rd, _, tuning, _ = tuned
+    other = RunDir(tmp_path / "other")
+    (other.root / "split").mkdir(parents=True)
+    split = read_json(rd / "split" / "split.json")
+    (other.root / "split" / "split.json").write_text(json.dumps(split))
+    adopted = reuse_tuning(other, rd.root)
+    assert adopted["models"] == tuning["models"] and adopted["reused_from"]
+    assert load_tuning(other.root)["models"] == tuning["models"]
+    # a run whose hold-out starts before the source's validation window ends is refused
+    early = {**split, "cut": split["cut"] - 20 * 86_400}
+    (other.root / "split" / "split.json").write_text(json.dumps(early))
+    with pytest.raises(ColistenError, match="inside this run's hold-out"):
+        reuse_tuning(other, rd.root)
+    # a tuning made for another split is not used
+    assert load_tuning(other.root) is None
+
+
+def test_unknown_models_are_refused_before_any_work(tuned, tmp_path):
+    rd, settings, _, _ = tuned
+    bad = settings.model_copy(update={"tune": settings.tune.model_copy(update={"models": ["Nope"]})})
+    before = sorted(os.listdir(rd.root / "tune"))
+    with pytest.raises(ColistenError, match="no search space"):
+        tune_models(rd, bad)
+    assert sorted(os.listdir(rd.root / "tune")) == before
+
+
+def test_short_history_cannot_be_carved(tuned, tmp_path: Path):
+    rd, settings, _, _ = tuned
+    short = settings.model_copy(update={"data": settings.data.model_copy(update={"history_days": 14})})
+    with pytest.raises(ColistenError, match="history_days"):
+        tune_models(rd, short)
