@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from colisten.errors import ColistenError
 
@@ -84,18 +84,40 @@ class GraphConfig(_Section):
         description="Only pair items whose latest interactions by the same user lie within this many "
         "days. None (default) = the whole history window, the paper's rule.",
     )
+    association: Literal["cocount", "cosine", "jaccard", "ppmi"] = Field(
+        "cosine",
+        description="Edge weight, and what top_k ranks by: cosine (default), cocount (users who touched "
+        "both; with top_k = 0 and hgnn.edge_weighting = 'none' the paper's graph), or the co-count "
+        "normalised by the items' user counts n_a, n_b: cosine c / (sqrt(n_a n_b) + shrinkage), "
+        "jaccard c / (n_a + n_b - c + shrinkage), ppmi ln(c N / (n_a n_b)) with N users (pairs "
+        "with PMI <= 0, no more often together than chance, are dropped).",
+    )
+    shrinkage: float = Field(
+        0.0,
+        ge=0,
+        description="Added to the cosine / Jaccard denominator (item-kNN's shrinkage): pairs of rare items "
+        "seen together by one or two users rank below pairs many users share. Default 0.",
+    )
     keep_weights: bool = Field(
         True,
-        description="True (default): edge weight = co-count (users who touched both items). False: "
+        description="True (default): edge weight = the association's value (co-count by default). False: "
         "every weight is 1, the paper's unweighted graph. The edge set is the same either way.",
     )
     top_k: int | None = Field(
-        None,
+        20,
         ge=1,
-        description="Keep an edge only if it is among the top-k neighbours (by co-count, ties: lower "
-        "index) of either endpoint within the relation, so the graph stays undirected. None (default) = "
-        "keep all, the paper's rule.",
+        description="Keep an edge only if it is among the top-k neighbours (by weight = graph.association, "
+        "ties: lower index) of either endpoint within the relation, so the graph stays undirected. "
+        "Default 20: on dense logs (MovieLens: 88 of 242 audiobooks are each audiobook's neighbour) "
+        "almost every pair is an edge and the HGNN learns little from them; on a sparse graph it only "
+        "trims hubs. 0 (or unset) = keep all, the paper's rule.",
     )
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _zero_keeps_all(cls, v: Any) -> Any:
+        return None if v == 0 else v
+
     memory_limit: str = Field(
         "2GB",
         description="DuckDB memory limit; it spills to disk beyond it. Default 2GB keeps the whole build "
@@ -140,10 +162,11 @@ class HGNNConfig(_Section):
         "balanced", description="balanced = paper; uniform = all edges (ablation); ratios = per relation."
     )
     edge_weighting: Literal["none", "cocount", "sqrt_cocount"] = Field(
-        "none",
-        description="How each epoch's supervision edges are drawn within a relation: none = uniformly "
-        "(paper); cocount / sqrt_cocount = in proportion to the edge's co-count (or its square root), "
-        "so pairs many users share are trained on more often than chance co-listens. With "
+        "cocount",
+        description="How each epoch's supervision edges are drawn within a relation: cocount (default) / "
+        "sqrt_cocount = in proportion to the edge's graph weight (or its square root): its association "
+        "under graph.association (co-count or cosine...), so strongly associated pairs are trained on "
+        "more often than chance co-listens; none = uniformly (the paper). With "
         "graph.keep_weights = false every weight is 1 and all three draw alike (in distribution, "
         "not the same edges).",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -66,7 +67,8 @@ def write_run(
 def reference_edges(
     items: list[tuple[str, str]], history: list[tuple], settings: GraphConfig, cut: int | None = None
 ) -> dict[tuple[str, str], int]:
-    """The edge rule written the slow, obvious way: {(src_id, dst_id): co-count}, src before dst."""
+    """The edge rule written the slow, obvious way: {(src_id, dst_id): weight}, src before dst; the
+    weight is the co-count, or its normalisation by the items' user counts (settings.association)."""
     order = sorted(items, key=lambda r: (r[1], r[0]))
     gidx = {item_id: i for i, (item_id, _t) in enumerate(order)}
     itype = dict(items)
@@ -80,16 +82,35 @@ def reference_edges(
             continue
         latest[user][item] = max(ts, latest[user].get(item, ts))
     counts: dict[tuple[str, str], int] = defaultdict(int)
+    users_of: dict[str, int] = defaultdict(int)  # users per item, after the per-user cap
     for per_item in latest.values():
         kept = sorted(per_item.items(), key=lambda kv: (-kv[1], gidx[kv[0]]))
         if settings.max_items_per_user is not None:
             kept = kept[: settings.max_items_per_user]
+        for i, _ in kept:
+            users_of[i] += 1
         for (i, ti), (j, tj) in itertools.combinations(kept, 2):
             if settings.window_days is not None and abs(ti - tj) > settings.window_days * DAY:
                 continue
             a, b = sorted((i, j), key=gidx.get)
             counts[(a, b)] += 1
-    edges = {k: v for k, v in counts.items() if v >= settings.min_cocount}
+    n_users = sum(1 for per_item in latest.values() if per_item)
+
+    def weight(pair: tuple[str, str], c: int) -> float:
+        na, nb = users_of[pair[0]], users_of[pair[1]]
+        if settings.association == "cosine":
+            return c / (math.sqrt(na * nb) + settings.shrinkage)
+        if settings.association == "jaccard":
+            return c / (na + nb - c + settings.shrinkage)
+        if settings.association == "ppmi":
+            return math.log(c * n_users / (na * nb))
+        return float(c)
+
+    edges = {k: weight(k, v) for k, v in counts.items() if v >= settings.min_cocount}
+    if settings.association == "ppmi":
+        edges = {
+            (a, b): w for (a, b), w in edges.items() if counts[(a, b)] * n_users > users_of[a] * users_of[b]
+        }
     if settings.top_k is not None:
         by_end: dict[tuple[str, str], list] = defaultdict(list)
         for (a, b), c in edges.items():

@@ -45,10 +45,28 @@ def edge_dict(build) -> dict[tuple[str, str], float]:
     return {(r["src"], r["dst"]): r["weight"] for r in t}
 
 
+PAPER_RULE = {"association": "cocount", "top_k": None}  # every co-listened pair, weight = co-count
+
+
 def build(tmp_path, history, items=ITEMS, **cfg):
-    """Build from in-memory tables with GraphConfig(**cfg)."""
+    """Build from in-memory tables with GraphConfig(**cfg), starting from the paper's rule."""
     item_table, history_table = _tables(items, history)
-    return build_co_listening_graph(history_table, item_table, GraphConfig(**cfg), tmp_path / "work")
+    settings = GraphConfig(**{**PAPER_RULE, **cfg})
+    return build_co_listening_graph(history_table, item_table, settings, tmp_path / "work")
+
+
+def test_defaults_are_cosine_top_20_and_the_papers_rule_is_one_setting_file_away():
+    from colisten.config import load_settings
+
+    g = GraphConfig()
+    assert (g.association, g.top_k) == ("cosine", 20)
+    paper = load_settings("examples/paper-graph.toml")
+    assert (paper.graph.association, paper.graph.top_k, paper.hgnn.edge_weighting) == (
+        "cocount",
+        None,
+        "none",
+    )
+    assert GraphConfig(top_k=0).top_k is None  # TOML has no null: 0 keeps every edge
 
 
 def _tables(items, history):
@@ -228,9 +246,20 @@ def test_unweighted_graph_when_weights_are_off(tmp_path):
     min_count=st.sampled_from([1, 2]),
     top_k=st.sampled_from([None, 1, 2]),
     edge_events=st.sampled_from([None, ["stream"]]),
+    association=st.sampled_from(["cocount", "cosine", "jaccard", "ppmi"]),
+    shrinkage=st.sampled_from([0.0, 3.0]),
 )
 def test_build_matches_the_rule_written_out(
-    tmp_path_factory, graph_helpers, events, cap, window, min_count, top_k, edge_events
+    tmp_path_factory,
+    graph_helpers,
+    events,
+    cap,
+    window,
+    min_count,
+    top_k,
+    edge_events,
+    association,
+    shrinkage,
 ):
     cfg = GraphConfig(
         max_items_per_user=cap,
@@ -238,6 +267,8 @@ def test_build_matches_the_rule_written_out(
         min_cocount=min_count,
         top_k=top_k,
         edge_events=edge_events,
+        association=association,
+        shrinkage=shrinkage,
     )
     items = [("a1", "audiobook"), ("a2", "audiobook"), ("a3", "audiobook")]
     items += [(f"p{i}", "podcast") for i in range(1, 5)]
@@ -252,7 +283,36 @@ def test_build_matches_the_rule_written_out(
         )
     except GraphInputError:
         return  # every event filtered away: covered by the bad-input tests
-    assert edge_dict(b) == {k: float(v) for k, v in expected.items()}
+    assert edge_dict(b) == {k: float(np.float32(v)) for k, v in expected.items()}
+
+
+def test_top_k_by_association_prefers_specific_pairs_to_a_popular_hub(tmp_path):
+    items = [("a1", "audiobook"), ("p1", "podcast"), ("p2", "podcast"), ("p3", "podcast"), ("p4", "podcast")]
+    groups = [(30, ("p1", "p3")), (10, ("p1", "p2")), (40, ("p3", "p4")), (5, ("a1", "p3")), (200, ("p3",))]
+    history = [(f"g{g}u{u}", i, 0) for g, (n, its) in enumerate(groups) for u in range(n) for i in its]
+    rng = np.random.default_rng(0)
+    history = [history[i] for i in rng.permutation(len(history))]
+    # users per item: p1 40, p2 10, p3 275 (a hub: 200 users listen to it alone), p4 40, a1 5
+    by_count = edge_dict(build(tmp_path / "c", history, items, top_k=1))
+    assert set(by_count) == {("p1", "p3"), ("p1", "p2"), ("p3", "p4"), ("a1", "p3")}
+    runs = [build(tmp_path / f"k{i}", history, items, association="cosine", top_k=1) for i in range(2)]
+    by_cosine = edge_dict(runs[0])
+    assert by_cosine == edge_dict(runs[1])  # deterministic
+    # p1's best podcast is now p2, which it shares with all of p2's users, not the hub p3
+    assert set(by_cosine) == {("p1", "p2"), ("p3", "p4"), ("a1", "p3")}
+    expected = {
+        ("p1", "p2"): 10 / np.sqrt(40 * 10),
+        ("p3", "p4"): 40 / np.sqrt(275 * 40),
+        ("a1", "p3"): 5 / np.sqrt(5 * 275),
+    }
+    assert by_cosine == {k: pytest.approx(float(np.float32(v))) for k, v in expected.items()}
+    jaccard = edge_dict(build(tmp_path / "j", history, items, association="jaccard"))
+    assert jaccard[("p1", "p3")] == pytest.approx(30 / (40 + 275 - 30))
+    # PPMI keeps only pairs seen together more often than chance (285 users in all)
+    ppmi = edge_dict(build(tmp_path / "m", history, items, association="ppmi"))
+    # p1-p3: 30 x 285 < 40 x 275, below chance, dropped; a1-p3: 5 x 285 > 5 x 275, kept
+    assert set(ppmi) == {("p1", "p2"), ("p3", "p4"), ("a1", "p3")}
+    assert ppmi[("p1", "p2")] == pytest.approx(np.log(10 * 285 / (40 * 10)), rel=1e-6)
 
 
 # --- the stage on a run directory -------------------------------------------------------------------

@@ -124,3 +124,34 @@ def test_edge_sets_keep_the_graphs_co_counts():
     np.testing.assert_allclose(
         np.sort(edge_weights(split.train, "sqrt_cocount")["podcast__podcast"]), np.sqrt([1.0, 2.0, 5.0])
     )
+
+
+def test_weighted_draws_are_in_proportion_to_the_weights_chi_square():
+    from scipy.stats import chisquare
+
+    weight = np.array([0.1, 0.2, 0.3, 0.4])  # association weights are below 1: they must not be flattened
+    sampler = BalancedEdgeSampler(
+        {"podcast__podcast": 4}, max_edges_per_epoch=1, weights={"podcast__podcast": weight}
+    )
+    draws = np.concatenate([sampler.epoch_edges(e)["podcast__podcast"] for e in range(4000)])
+    counts = np.bincount(draws, minlength=4)
+    assert chisquare(counts, weight / weight.sum() * draws.size).pvalue > 0.01
+    # uniform draws fail the same test
+    uniform = BalancedEdgeSampler({"podcast__podcast": 4}, max_edges_per_epoch=1)
+    flat = np.bincount(
+        np.concatenate([uniform.epoch_edges(e)["podcast__podcast"] for e in range(4000)]), minlength=4
+    )
+    assert chisquare(flat, weight / weight.sum() * 4000).pvalue < 1e-6
+
+
+def test_association_weights_below_one_keep_their_ratios():
+    from colisten.graph.store import CoListeningGraph
+    from colisten.hgnn.train import edge_weights
+
+    graph = CoListeningGraph.from_undirected_edges(
+        {"podcast": 4},
+        {"podcast__podcast": (np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([0.5, 0.05, 0.25]))},
+    )
+    split = split_validation_edges(graph, ["podcast__podcast"], 0.0, seed=0)
+    w = np.sort(edge_weights(split.train, "cocount")["podcast__podcast"])
+    np.testing.assert_allclose(w, [0.05, 0.25, 0.5], rtol=1e-6)

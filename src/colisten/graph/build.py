@@ -231,27 +231,39 @@ def duckdb_pairs(
     having = f"HAVING count(*) >= {settings.min_cocount}" if settings.min_cocount > 1 else ""
     pairs = "pairs" if settings.top_k is None else "pairs_all"
     con.execute(
+        "CREATE TEMP TABLE item_users AS SELECT item, count(*)::DOUBLE AS n FROM kept_items GROUP BY item"
+    )
+    (n_users,) = con.execute("SELECT count(DISTINCT user_id) FROM kept_items").fetchone()
+    ends = (settings.association, "c.cocount", "ns.n", "nd.n", n_users)
+    weight, keep = association_sql(*ends, settings.shrinkage), association_keep(*ends)
+    con.execute(
         f"""
         CREATE TEMP TABLE {pairs} AS
-        SELECT a.item AS src, b.item AS dst, count(*)::INTEGER AS cocount
-        FROM kept_items a JOIN kept_items b ON a.user_id = b.user_id AND a.item < b.item {window}
-        GROUP BY a.item, b.item
-        {having}
+        WITH counted AS (
+            SELECT a.item AS src, b.item AS dst, count(*)::INTEGER AS cocount
+            FROM kept_items a JOIN kept_items b ON a.user_id = b.user_id AND a.item < b.item {window}
+            GROUP BY a.item, b.item
+            {having}
+        )
+        SELECT c.src, c.dst, c.cocount, ({weight})::DOUBLE AS weight
+        FROM counted c JOIN item_users ns ON ns.item = c.src JOIN item_users nd ON nd.item = c.dst
+        WHERE {keep}
         """
     )
+    con.execute("DROP TABLE item_users")
     if settings.top_k is not None:
         counts["edges_before_top_k"] = _count(con, "pairs_all")
         con.execute(
             f"""
             CREATE TEMP TABLE pairs AS
             WITH ends AS (
-                SELECT src AS node, dst AS other, src, dst, cocount FROM pairs_all
+                SELECT src AS node, dst AS other, src, dst, weight FROM pairs_all
                 UNION ALL
-                SELECT dst, src, src, dst, cocount FROM pairs_all
+                SELECT dst, src, src, dst, weight FROM pairs_all
             ), ranked AS (
                 SELECT src, dst FROM ends
                 QUALIFY row_number() OVER (
-                    PARTITION BY node, {type_of("other", type_starts)} ORDER BY cocount DESC, other
+                    PARTITION BY node, {type_of("other", type_starts)} ORDER BY weight DESC, other
                 ) <= {settings.top_k}
             )
             SELECT p.* FROM pairs_all p SEMI JOIN ranked r ON p.src = r.src AND p.dst = r.dst
@@ -264,6 +276,33 @@ def duckdb_pairs(
     con.execute("DROP TABLE IF EXISTS heavy_users")
     con.execute("DROP TABLE user_items")
     return counts
+
+
+def association_sql(
+    kind: str, cocount: str, n_src: str, n_dst: str, n_users: int, shrinkage: float = 0.0
+) -> str:
+    """SQL (DuckDB and Spark) for an edge's weight: its co-count, or the co-count normalised by the
+    two items' user counts (`graph.association`). On dense logs almost every pair is co-listened
+    by someone; the normalised weights say which pairs are co-listened more than their popularity
+    explains. `shrinkage` is added to the cosine and Jaccard denominators (as in item-kNN), so a
+    pair of rare items seen together once does not outrank pairs many users share."""
+    if kind == "cocount":
+        return f"CAST({cocount} AS DOUBLE)"
+    if kind == "cosine":
+        return f"{cocount} / (sqrt({n_src} * {n_dst}) + {float(shrinkage)})"
+    if kind == "jaccard":
+        return f"{cocount} / ({n_src} + {n_dst} - {cocount} + {float(shrinkage)})"
+    if kind == "ppmi":
+        return f"ln({cocount} * {float(n_users)} / ({n_src} * {n_dst}))"
+    raise ValueError(f"unknown graph.association {kind!r}")
+
+
+def association_keep(kind: str, cocount: str, n_src: str, n_dst: str, n_users: int) -> str:
+    """SQL condition of the pairs an association keeps: PPMI drops pairs co-listened no more often
+    than chance (PMI <= 0); the others keep every pair."""
+    if kind == "ppmi":
+        return f"{cocount} * {float(n_users)} > {n_src} * {n_dst}"
+    return "TRUE"
 
 
 def type_of(column: str, type_starts: list[int]) -> str:
@@ -531,11 +570,11 @@ def _write_edge_batch(
 def _relation_pairs(
     con: duckdb.DuckDBPyConnection, src_range: tuple[int, int], dst_range: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(type index of src, type index of dst, co-count as float32) of the pairs between two
+    """(type index of src, type index of dst, weight as float32) of the pairs between two
     global-index ranges (two item types)."""
     (s0, s1), (d0, d1) = src_range, dst_range
     table = con.sql(
-        f"""SELECT (src - {s0})::INTEGER AS u, (dst - {d0})::INTEGER AS v, cocount::FLOAT AS w FROM pairs
+        f"""SELECT (src - {s0})::INTEGER AS u, (dst - {d0})::INTEGER AS v, weight::FLOAT AS w FROM pairs
             WHERE src >= {s0} AND src < {s1} AND dst >= {d0} AND dst < {d1}"""
     ).to_arrow_table()
     return _column(table, "u", np.int32), _column(table, "v", np.int32), _column(table, "w", np.float32)

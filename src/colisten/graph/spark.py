@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from colisten.config import GraphConfig
 from colisten.errors import ColistenError
-from colisten.graph.build import SECONDS_PER_DAY, type_of
+from colisten.graph.build import SECONDS_PER_DAY, association_keep, association_sql, type_of
 from colisten.io import write_text_atomic
 
 if TYPE_CHECKING:
@@ -155,6 +155,24 @@ def spark_pairs(
     )
     if settings.min_cocount > 1:
         pairs = pairs.filter(F.col("cocount") >= settings.min_cocount)
+    item_users = kept.groupBy("item").agg(F.count(F.lit(1)).cast("double").alias("n"))
+    n_users = kept.select("user_id").distinct().count()
+    ns = item_users.select(F.col("item").alias("src"), F.col("n").alias("n_src"))
+    nd = item_users.select(F.col("item").alias("dst"), F.col("n").alias("n_dst"))
+    pairs = (
+        pairs.join(F.broadcast(ns), on="src")
+        .join(F.broadcast(nd), on="dst")
+        .filter(F.expr(association_keep(settings.association, "cocount", "n_src", "n_dst", n_users)))
+        .withColumn(
+            "weight",
+            F.expr(
+                association_sql(
+                    settings.association, "cocount", "n_src", "n_dst", n_users, settings.shrinkage
+                )
+            ).cast("double"),
+        )
+        .select("src", "dst", "cocount", "weight")
+    )
     if settings.top_k is not None:
         pairs = pairs.cache()
         counts["edges_before_top_k"] = pairs.count()
@@ -168,16 +186,16 @@ def spark_pairs(
 
 
 def _top_k(pairs: DataFrame, k: int, type_starts: list[int]) -> DataFrame:
-    """Keep an edge if it is in the top-k (co-count desc, then lower index) of either endpoint."""
+    """Keep an edge if it is in the top-k (weight desc, then lower index) of either endpoint."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    ends = pairs.select(F.col("src").alias("node"), F.col("dst").alias("other"), "src", "dst", "cocount")
+    ends = pairs.select(F.col("src").alias("node"), F.col("dst").alias("other"), "src", "dst", "weight")
     ends = ends.unionByName(
-        pairs.select(F.col("dst").alias("node"), F.col("src").alias("other"), "src", "dst", "cocount")
+        pairs.select(F.col("dst").alias("node"), F.col("src").alias("other"), "src", "dst", "weight")
     ).withColumn("other_type", F.expr(type_of("other", type_starts)))
     best_first = Window.partitionBy("node", "other_type").orderBy(
-        F.col("cocount").desc(), F.col("other").asc()
+        F.col("weight").desc(), F.col("other").asc()
     )
     kept = (
         ends.withColumn("rank", F.row_number().over(best_first))

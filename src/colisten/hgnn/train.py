@@ -43,6 +43,9 @@ _BATCH_STREAM = 3
 _VALIDATION_STREAM = 4
 # Settings that may change between a run and its --resume without changing the result.
 _RESUME_FREE_SETTINGS = {"device", "threads"}
+# Settings added to HGNNConfig after the checkpoint format, with the behaviour older checkpoints
+# had (their defaults today may differ).
+_BEFORE_IT_EXISTED = {"edge_weighting": "none"}
 
 
 class ResumeError(ColistenError):
@@ -374,14 +377,18 @@ def _train(
 
 
 def edge_weights(edges: dict[str, EdgeSet], weighting: str) -> dict[str, np.ndarray] | None:
-    """Per relation, the sampling weight of each supervision edge under `hgnn.edge_weighting`."""
+    """Per relation, the sampling weight of each supervision edge under `hgnn.edge_weighting`: the
+    edge's graph weight (its co-count, or its association under graph.association, which may be
+    below 1), or its square root."""
     if weighting == "none":
         return None
     power = {"cocount": 1.0, "sqrt_cocount": 0.5}[weighting]
-    return {
-        r: np.power(np.maximum(e.weight if e.weight is not None else np.ones(len(e)), 1.0), power)
-        for r, e in edges.items()
-    }
+    out = {}
+    for r, e in edges.items():
+        w = np.asarray(e.weight if e.weight is not None else np.ones(len(e)), dtype=np.float64)
+        floor = w[w > 0].min() if np.any(w > 0) else 1.0  # every edge stays drawable
+        out[r] = np.power(np.maximum(w, floor), power)
+    return out
 
 
 def inference_fanouts(s: HGNNConfig) -> list[int | None]:
@@ -498,8 +505,8 @@ def _check_resumable(ck: dict[str, Any], s: HGNNConfig, path: Path) -> None:
         raise ResumeError(
             f"{path}: checkpoint format {ck.get('format')} is not {CHECKPOINT_FORMAT}; train afresh"
         )
-    # a setting added after the checkpoint was written counts as its default (the old behaviour)
-    saved = {**HGNNConfig().model_dump(mode="json"), **ck.get("settings", {})}
+    # a setting added after the checkpoint was written counts as the behaviour before it existed
+    saved = {**HGNNConfig().model_dump(mode="json"), **_BEFORE_IT_EXISTED, **ck.get("settings", {})}
     now = s.model_dump(mode="json")
     changed = sorted(k for k in now if k not in _RESUME_FREE_SETTINGS and saved.get(k) != now[k])
     if changed:
