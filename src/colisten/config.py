@@ -15,6 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from colisten.errors import ColistenError
 
+# Every model `colisten evaluate` knows, in report order: the paper's, then the practitioner's.
+MODELS = (
+    "Popularity",
+    "LLM-KNN",
+    "HGNN",
+    "HGNN-w-users",
+    "2T",
+    "2T-HGNN",
+    "ALS",
+    "EASE",
+    "ItemKNN",
+    "LightGCN",
+)
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -392,18 +406,7 @@ class EvaluateConfig(_Section):
         "counted when streamed later; 'any' = every item touched in history.",
     )
     baselines: list[str] = Field(
-        default_factory=lambda: [
-            "Popularity",
-            "LLM-KNN",
-            "HGNN",
-            "HGNN-w-users",
-            "2T",
-            "2T-HGNN",
-            "ALS",
-            "EASE",
-            "ItemKNN",
-            "LightGCN",
-        ],
+        default_factory=lambda: list(MODELS),
         description="Models evaluated by default: all of the paper's, plus the baselines a practitioner "
         "would pick (implicit's ALS, EASE, ItemKNN, PyG's LightGCN; evaluate/practitioner.py).",
     )

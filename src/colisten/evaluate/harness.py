@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from colisten.config import Settings
+from colisten.config import MODELS, Settings
 from colisten.errors import ColistenError
 from colisten.evaluate.baselines import (
     ALS,
@@ -53,18 +53,7 @@ from colisten.evaluate.metrics import (
 from colisten.evaluate.practitioner import EASE, ItemKNN, LightGCN, ease_too_large_message
 from colisten.run import RunDir
 
-KNOWN_MODELS = (
-    "Popularity",
-    "LLM-KNN",
-    "HGNN",
-    "HGNN-w-users",
-    "2T",
-    "2T-HGNN",
-    "ALS",
-    "EASE",
-    "ItemKNN",
-    "LightGCN",
-)
+KNOWN_MODELS = MODELS
 
 
 class EvaluateError(ColistenError):

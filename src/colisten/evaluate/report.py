@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten.config import MODELS
 from colisten.evaluate.data import SEGMENTS
 from colisten.io import read_json, write_text_atomic
 
@@ -75,18 +76,7 @@ PAPER_ABLATIONS: dict[str, tuple[float, float | None]] = {
 }
 PAPER_LONG_TAIL = {"hr": 1.18, "mrr": 1.02}  # 2T-HGNN vs production on popularity tiers 3-5
 
-MODEL_ORDER = [
-    "Popularity",
-    "LLM-KNN",
-    "HGNN",
-    "HGNN-w-users",
-    "2T",
-    "2T-HGNN",
-    "ALS",
-    "EASE",
-    "ItemKNN",
-    "LightGCN",
-]
+MODEL_ORDER = list(MODELS)
 MODEL_COLORS = dict(
     zip(
         MODEL_ORDER,
