@@ -251,6 +251,13 @@ class HGNNConfig(_Section):
         "the neighbourhood sizes it was trained on, and hubs with thousands of neighbours stay cheap. "
         "'all' = every neighbour (exact, slow on dense graphs); or a list like [25, 10].",
     )
+    id_dim: int = Field(
+        0,
+        ge=0,
+        description="Size of a learned vector per node, concatenated to its text features at the input "
+        "(0 = text features only, the paper). Zero-initialised, so a node that never takes part in "
+        "training keeps its text-only embedding.",
+    )
     final_activation: bool = Field(
         False,
         description="Apply σ on the last layer before L2 normalisation. Default False, as in the original "
@@ -279,6 +286,12 @@ class TwoTowerConfig(_Section):
         True,
         description="False gives the paper's 2T baseline: no HGNN embedding in the item tower, and "
         "user-history means use the text embeddings instead of the HGNN ones.",
+    )
+    popularity_prior: bool = Field(
+        True,
+        description="score = cos(user, item) / temperature + beta * log(1 + users who streamed the "
+        "item), beta learned per item type; served as one more vector dimension, so inner-product "
+        "retrieval ranks the same. False = the paper's cosine alone.",
     )
     use_weak_signals: bool = Field(
         True, description="Weak signals in user features, training and inference (ablation: False)."

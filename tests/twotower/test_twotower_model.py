@@ -65,3 +65,27 @@ def test_duplicate_items_in_a_batch_are_not_negatives_of_each_other():
     logits[0, 1] = logits[1, 0] = float("-inf")
     want = -torch.log_softmax(logits, dim=1).diagonal().mean()
     torch.testing.assert_close(got, want)
+
+
+def test_popularity_prior_adds_its_bias_to_the_logits_and_serves_as_one_more_dimension():
+    torch.manual_seed(2)
+    m = TwoTowerModel(10, [3], 12, [2, 2], 4, [16, 8], popularity_prior=True, n_item_types=2, temperature=0.1)
+    with torch.no_grad():
+        m.popularity_weight.copy_(torch.tensor([0.5, 2.0]))
+    u = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    v = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    item_type = torch.tensor([0, 1, 1])
+    log_pop = torch.tensor([1.0, 0.0, 3.0])
+    bias = m.popularity_bias(log_pop, item_type)
+    torch.testing.assert_close(bias, torch.tensor([0.5, 0.0, 6.0]))
+    items = torch.tensor([0, 1, 2])
+    got = in_batch_softmax_loss(u, v, items, torch.zeros(3), 0.1, bias[None, :].expand(3, 3))
+    want = -torch.log_softmax(u @ v.T / 0.1 + bias[None, :], dim=1).diagonal().mean()
+    torch.testing.assert_close(got, want)
+    # inner product of the served vectors = temperature x the training logit: the same ranking
+    served = m.serving_users(u) @ m.serving_items(v, item_type, log_pop).T
+    torch.testing.assert_close(served, 0.1 * (u @ v.T / 0.1 + bias[None, :]))
+    # without the prior (the paper) the vectors are served as they are
+    plain = TwoTowerModel(10, [3], 12, [2, 2], 4, [16, 8])
+    assert not hasattr(plain, "popularity_weight")
+    assert plain.serving_users(u) is u and plain.serving_items(v, item_type, log_pop) is v

@@ -61,7 +61,8 @@ def test_new_users_get_vectors_and_unknown_items_are_ignored_and_reported(traine
     v = rec.user_vector_from_history(noisy, age=40, country="SE")
     np.testing.assert_allclose(v, rec.user_vector_from_history(records, age=40, country="SE"), atol=1e-6)
     empty = rec.user_vector_from_history([], age=None, country="XX")  # no history, unknown country
-    assert v.shape == empty.shape == (32,) and np.isclose(np.linalg.norm(empty), 1)
+    # the tower's unit vector and the popularity prior's constant 1
+    assert v.shape == empty.shape == (33,) and np.isclose(np.linalg.norm(empty[:32]), 1) and empty[32] == 1
     # weak signals are used at inference (the setting is on in this model)
     preview = records + [{"item_id": rec.space.item_ids[0], "event": "preview", "timestamp": 0}]
     assert not np.allclose(rec.user_vector_from_history(preview), rec.user_vector_from_history(records))

@@ -44,8 +44,17 @@ def test_training_writes_every_artifact_and_the_loss_goes_down(trained_run):
     assert min(val) < val[0] and summary["best_epoch"] == int(np.argmin(val)) + 1  # best.pt = lowest
     vectors = np.load(run / "twotower/item_vectors.npy")
     n_items = pq.read_metadata(run / "data/items.parquet").num_rows
-    assert vectors.shape == (n_items, 32) and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, rtol=1e-5)
+    # the tower's unit vector, then the popularity prior's column: T * beta[type] * log(1 + users
+    # who streamed the item in the whole history window), recomputed here from the history itself
+    assert vectors.shape == (n_items, 33) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, :32], axis=1), 1, rtol=1e-5)
+    model = load_model(run / "twotower/best.pt")
+    data, history, _, _ = training_data(run)
+    streams = history.loc[history["event"].isin(run.settings().data.strong_events)]
+    users = streams.groupby("item_id")["user_id"].nunique()
+    log_pop = np.log1p(users.reindex(data.space.item_ids).fillna(0).to_numpy())
+    beta = model.popularity_weight.detach().numpy()[data.items.categorical[:, 2]]
+    np.testing.assert_allclose(vectors[:, 32], model.temperature * beta * log_pop, rtol=1e-5, atol=1e-6)
     meta = read_json(run / "twotower/features.json")
     assert meta["settings"]["tower_dims"] == [128, 64, 32] and meta["history_embedding_source"] == "hgnn"
     assert run.manifest()["stages"] == {} or "train-2t" not in run.manifest()["stages"]  # library call
@@ -171,3 +180,24 @@ def test_log_frequency_weight_scales_the_correction(trained_run, fast):
     full, *_ = training_data(run)
     half, *_ = training_data(run, fast(logq_weight=0.5))
     np.testing.assert_allclose(half.log_frequency, 0.5 * full.log_frequency, rtol=1e-6)
+
+
+def test_each_label_window_sees_only_the_popularity_before_it(trained_run):
+    """The prior's popularity of a label window counts streams before that window only (no label
+    leaks into its own prior); serving counts the whole history window."""
+    run, _ = trained_run
+    settings = run.settings().model_copy(deep=True)
+    settings.twotower.label_windows = 2
+    settings.twotower.label_min_feature_days = 1
+    data, history, _, split = training_data(run, settings)
+    assert data.n_windows == 2 and data.window_log_popularity.shape == (2, data.space.n_items)
+    days = settings.twotower.label_days * 86_400
+    streams = history.loc[history["event"].isin(settings.data.strong_events)]
+    for k in range(2):
+        before = streams.loc[streams["timestamp"] < split["cut"] - (k + 1) * days]
+        n = before.groupby("item_id")["user_id"].nunique().reindex(data.space.item_ids).fillna(0)
+        np.testing.assert_allclose(data.window_log_popularity[k], np.log1p(n.to_numpy()), rtol=1e-6)
+    n_all = streams.groupby("item_id")["user_id"].nunique().reindex(data.space.item_ids).fillna(0)
+    np.testing.assert_allclose(data.serving_log_popularity, np.log1p(n_all.to_numpy()), rtol=1e-6)
+    # every user row is tagged with its window, in window order
+    assert np.all(np.diff(data.row_window) >= 0) and set(data.row_window) == {0, 1}

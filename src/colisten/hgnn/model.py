@@ -121,6 +121,8 @@ class HeteroGraphSAGE(nn.Module):
         num_layers: int = 2,
         final_activation: bool = False,
         dropout: float = 0.0,
+        id_dim: int = 0,
+        num_nodes: dict[str, int] | None = None,
     ):
         super().__init__()
         self.config = {
@@ -131,9 +133,23 @@ class HeteroGraphSAGE(nn.Module):
             "num_layers": num_layers,
             "final_activation": final_activation,
             "dropout": dropout,
+            "id_dim": id_dim,
+            "num_nodes": dict(sorted((num_nodes or {}).items())),
         }
         self.edge_types = sorted(edge_types)
-        dims = [dict(in_dims)] + [dict.fromkeys(in_dims, hidden_dim)] * (num_layers - 1)
+        self.id_dim = id_dim
+        if id_dim:
+            if set(num_nodes or {}) != set(in_dims):
+                raise ValueError("id_dim > 0 needs num_nodes for every node type")
+            # Zero at the start: a node that never takes part in training (an item without
+            # co-listening) keeps exactly its feature-only embedding.
+            self.node_embedding = nn.ModuleDict(
+                {t: nn.Embedding(n, id_dim) for t, n in sorted((num_nodes or {}).items())}
+            )
+            for emb in self.node_embedding.values():
+                nn.init.zeros_(emb.weight)
+        first = {t: d + id_dim for t, d in in_dims.items()}
+        dims = [first] + [dict.fromkeys(in_dims, hidden_dim)] * (num_layers - 1)
         outs = [hidden_dim] * (num_layers - 1) + [out_dim]
         self.layers = nn.ModuleList(
             HeteroSAGELayer(
@@ -156,11 +172,34 @@ class HeteroGraphSAGE(nn.Module):
         c["edge_types"] = [tuple(e) for e in c["edge_types"]]
         return cls(**c)
 
-    def forward(self, x: dict[str, torch.Tensor], layers: list[Layer]) -> dict[str, torch.Tensor]:
-        """Embed a sampled mini-batch: x = input features of its nodes; returns z of the seeds."""
+    def inputs(
+        self, x: dict[str, torch.Tensor], node_ids: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """First-layer inputs: the features, then (id_dim > 0) each node's own learned vector.
+
+        The learned part lets the model tell apart items whose text and neighbourhoods look alike:
+        on dense real logs most of what separates them is who listened, not what they are called.
+        x holds every node of a type when node_ids is None, else the rows of node_ids.
+        """
+        if not self.id_dim:
+            return dict(x)
+        if node_ids is None:
+            return {t: torch.cat([v, self.node_embedding[t].weight], dim=1) for t, v in x.items()}
+        return {t: torch.cat([v, self.node_embedding[t](node_ids[t])], dim=1) for t, v in x.items()}
+
+    def forward(
+        self,
+        x: dict[str, torch.Tensor],
+        layers: list[Layer],
+        node_ids: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Embed a sampled mini-batch: x = input features of its nodes (node_ids: their indices,
+        needed with id_dim > 0); returns z of the seeds."""
         assert len(layers) == self.num_layers, "one sampled layer per model layer"
+        if self.id_dim and node_ids is None:
+            raise ValueError("a model with id_dim > 0 needs the mini-batch's node_ids")
         device = next(self.parameters()).device
-        h = dict(x)
+        h = self.inputs(x, node_ids)
         for module, layer in zip(self.layers, layers, strict=True):
             edges = {
                 e: (torch.from_numpy(s).to(device), torch.from_numpy(d).to(device))
@@ -205,7 +244,7 @@ class HeteroGraphSAGE(nn.Module):
         if len(fanouts) != self.num_layers:
             raise ValueError(f"{len(fanouts)} fan-outs for {self.num_layers} layers")
         device = next(self.parameters()).device
-        h = {t: v.to(device) for t, v in x.items()}
+        h = self.inputs({t: v.to(device) for t, v in x.items()})
         for module, fanout in zip(self.layers, fanouts[::-1], strict=True):
             out_dim = module.out_dim
             aggregated: dict[str, torch.Tensor] = {}

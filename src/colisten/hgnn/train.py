@@ -45,7 +45,7 @@ _VALIDATION_STREAM = 4
 _RESUME_FREE_SETTINGS = {"device", "threads"}
 # Settings added to HGNNConfig after the checkpoint format, with the behaviour older checkpoints
 # had (their defaults today may differ).
-_BEFORE_IT_EXISTED = {"edge_weighting": "none"}
+_BEFORE_IT_EXISTED = {"edge_weighting": "none", "id_dim": 0}
 
 
 class ResumeError(ColistenError):
@@ -259,6 +259,8 @@ def _train(
         num_layers=len(s.fanouts),
         final_activation=s.final_activation,
         dropout=s.dropout,
+        id_dim=s.id_dim,
+        num_nodes={t: int(x[t].shape[0]) for t in node_types},
     ).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
 
@@ -473,7 +475,8 @@ def _train_epoch(
                 position[mask] = offset + inv
                 offset += uniq.shape[0]
             sub = neighbor_sampler.sample(seeds, rng)
-            z = model({t: x[t][torch.from_numpy(ids).to(dev)] for t, ids in sub.node_ids.items()}, sub.layers)
+            ids = {t: torch.from_numpy(v).to(dev) for t, v in sub.node_ids.items()}
+            z = model({t: x[t][v] for t, v in ids.items()}, sub.layers, node_ids=ids)
             z_all = torch.cat([z[t] for t in node_types if t in seeds])
         idx = torch.from_numpy(position).to(dev)
         b = at.shape[0]

@@ -194,8 +194,8 @@ class ModelBundle:
         # What twotower.train.user_vectors does for one row, minus its per-call model.eval()
         # (the loaded model is already in eval mode): the same tower, the same numbers.
         with torch.inference_mode():
-            vector = rec.model.user_tower(
-                torch.from_numpy(features.dense), torch.from_numpy(features.categorical)
+            vector = rec.model.serving_users(
+                rec.model.user_tower(torch.from_numpy(features.dense), torch.from_numpy(features.categorical))
             )
         return vector.numpy()[0]
 

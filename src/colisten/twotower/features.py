@@ -275,6 +275,24 @@ class ItemFeatures:
 
     dense: np.ndarray  # float32 [n_items, d_text (+ d_hgnn)]
     categorical: np.ndarray  # int64 [n_items, 3]: language, genre, item type
+    # float32 [n_items]: log(1 + users who streamed the item), for twotower.popularity_prior
+    log_popularity: np.ndarray | None = None
+
+
+def log_popularity(
+    events: pd.DataFrame, space: FeatureSpace, *, start: int | None = None, as_of: int | None = None
+) -> np.ndarray:
+    """log(1 + distinct users who streamed each item) in [start, as_of), float32 [n_items].
+
+    Distinct users, not stream counts: a podcast one user streams daily is not popular for it.
+    """
+    ev = _window(events, start, as_of)
+    ev = ev.loc[_event_kind(ev["event"], space, all_weak=False) == 0]
+    item = space.item_index.get_indexer(ev["item_id"])
+    user = pd.factorize(ev["user_id"])[0]
+    ok = item >= 0
+    pairs = np.unique(np.stack([user[ok], item[ok]], axis=1), axis=0)
+    return np.log1p(np.bincount(pairs[:, 1], minlength=space.n_items)).astype(np.float32)
 
 
 def item_features(

@@ -56,6 +56,9 @@ class TwoTowerModel(nn.Module):
         item_categorical_sizes: list[int],
         categorical_dim: int,
         tower_dims: list[int],
+        popularity_prior: bool = False,
+        n_item_types: int = 1,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.config = {
@@ -65,9 +68,40 @@ class TwoTowerModel(nn.Module):
             "item_categorical_sizes": list(item_categorical_sizes),
             "categorical_dim": categorical_dim,
             "tower_dims": list(tower_dims),
+            "popularity_prior": popularity_prior,
+            "n_item_types": n_item_types,
+            "temperature": temperature,
         }
         self.user_tower = UserTower(user_dense_dim, user_categorical_sizes, categorical_dim, tower_dims)
         self.item_tower = ItemTower(item_dense_dim, item_categorical_sizes, categorical_dim, tower_dims)
+        self.popularity_prior = popularity_prior
+        self.temperature = temperature
+        if popularity_prior:
+            # beta per item type in score = cos(u, i) / T + beta * log(1 + users who streamed i).
+            # The towers' outputs are unit vectors, so a cosine alone can hardly say "popular"; on
+            # real logs popularity is much of what predicts the next item (Popularity beats an
+            # unbiased two-tower model on MovieLens). Starts at 1: popularity as the prior.
+            self.popularity_weight = nn.Parameter(torch.ones(n_item_types))
+
+    def popularity_bias(self, log_popularity: torch.Tensor, item_type: torch.Tensor) -> torch.Tensor:
+        """beta[type] * log-popularity, broadcast over log_popularity's leading axes."""
+        return self.popularity_weight[item_type] * log_popularity
+
+    def serving_users(self, user_vectors: torch.Tensor) -> torch.Tensor:
+        """User vectors for inner-product retrieval: [u, 1] with the prior, else u."""
+        if not self.popularity_prior:
+            return user_vectors
+        return torch.cat([user_vectors, user_vectors.new_ones(len(user_vectors), 1)], dim=1)
+
+    def serving_items(
+        self, item_vectors: torch.Tensor, item_type: torch.Tensor, log_popularity: torch.Tensor
+    ) -> torch.Tensor:
+        """Item vectors for inner-product retrieval: [v, T * bias] with the prior, else v, so that
+        serving_users(u) . serving_items(v) = T * (training logit) ranks exactly like training."""
+        if not self.popularity_prior:
+            return item_vectors
+        bias = self.temperature * self.popularity_bias(log_popularity, item_type)
+        return torch.cat([item_vectors, bias[:, None]], dim=1)
 
 
 def in_batch_softmax_loss(
@@ -76,6 +110,7 @@ def in_batch_softmax_loss(
     item_index: torch.Tensor,
     log_frequency: torch.Tensor,
     temperature: float,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax over the batch's items for each (user, positive item) row, corrected by log frequency.
 
@@ -83,9 +118,12 @@ def in_batch_softmax_loss(
     as negatives in many batches and would otherwise be pushed down for everyone. We read it as
     the standard sampled-softmax correction (Yi et al., RecSys 2019): subtract log p(item) from
     every logit, p being the item's share of training labels, i.e. its chance to be drawn into
-    a batch. Other rows with the same item are not negatives (masked out).
+    a batch. Other rows with the same item are not negatives (masked out). `bias` [rows, items]:
+    the popularity prior of each column's item for each row's user (as of that row's window).
     """
     logits = user_vectors @ item_vectors.T / temperature - log_frequency[None, :]
+    if bias is not None:
+        logits = logits + bias
     same = item_index[None, :] == item_index[:, None]
     same.fill_diagonal_(False)
     logits = logits.masked_fill(same, float("-inf"))

@@ -7,6 +7,7 @@ evaluation split (features up to `cut`, labels in the hold-out). The hold-out is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from colisten.twotower.features import (
     build_feature_space,
     consumed_items,
     item_features,
+    log_popularity,
     user_features,
 )
 
@@ -53,6 +55,11 @@ class TrainingData:
     log_frequency: np.ndarray  # float32 [n_items]: log share of training labels (logQ correction)
     label_start: int  # start of the last (validation) label window
     n_windows: int = 1  # label windows used (rows repeat a user once per window)
+    # popularity prior: float32 [n_windows, n_items], each window's as of its start; the window of
+    # each user row; and the items' as of the cut (what serving and evaluation rank with)
+    window_log_popularity: np.ndarray | None = None
+    row_window: np.ndarray | None = None
+    serving_log_popularity: np.ndarray | None = None
 
 
 def build_training_data(
@@ -118,6 +125,7 @@ def build_training_data(
     val_user_ids = set(rng.permutation(pair_user_ids)[:n_val].tolist())
 
     dense, categorical, row_ids, indptrs, indices = [], [], [], [np.zeros(1, np.int64)], []
+    row_window, window_pop = [], []
     train_parts, val_parts, offset = [], [], 0
     for k, (feats, pairs, (c_indptr, c_indices)) in enumerate(windows):
         is_val = np.isin(feats.user_ids[pairs[:, 0]], list(val_user_ids)) if len(pairs) else np.zeros(0, bool)
@@ -126,6 +134,9 @@ def build_training_data(
             val_parts.append(pairs[is_val] + [offset, 0])
         dense.append(feats.dense)
         categorical.append(feats.categorical)
+        row_window.append(np.full(len(feats.user_ids), k, np.int64))
+        w_start = cut - (k + 1) * cfg.label_days * SECONDS_PER_DAY
+        window_pop.append(log_popularity(history, space, start=history_start, as_of=w_start))
         row_ids.append(feats.user_ids)
         indptrs.append(c_indptr[1:] + indptrs[-1][-1])
         indices.append(c_indices)
@@ -148,16 +159,21 @@ def build_training_data(
 
     freq = np.bincount(train_pairs[:, 1], minlength=space.n_items).astype(np.float64)
     log_frequency = (cfg.logq_weight * np.log(np.maximum(freq, 1.0) / freq.sum())).astype(np.float32)
+    item_feats = item_features(items, text_embeddings, hgnn_embeddings if cfg.use_hgnn else None, space)
+    item_feats.log_popularity = window_pop[0]  # validation pairs are the last window's
     return TrainingData(
         space=space,
         users=feats,
-        items=item_features(items, text_embeddings, hgnn_embeddings if cfg.use_hgnn else None, space),
+        items=item_feats,
         train_pairs=train_pairs,
         val_pairs=val_pairs,
         consumed=consumed,
         log_frequency=log_frequency,
         label_start=label_start,
         n_windows=len(windows),
+        window_log_popularity=np.stack(window_pop),
+        row_window=np.concatenate(row_window),
+        serving_log_popularity=log_popularity(history, space, start=history_start, as_of=cut),
     )
 
 
@@ -211,6 +227,9 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
         item_categorical_sizes=data.space.item_categorical_sizes,
         categorical_dim=cfg.categorical_dim,
         tower_dims=cfg.tower_dims,
+        popularity_prior=cfg.popularity_prior,
+        n_item_types=len(data.space.item_types),
+        temperature=cfg.temperature,
     )
 
 
@@ -225,6 +244,8 @@ class _Tensors:
         self.item_dense = torch.from_numpy(data.items.dense).to(device)
         self.item_cat = torch.from_numpy(data.items.categorical).to(device)
         self.log_frequency = torch.from_numpy(data.log_frequency).to(device)
+        self.window_log_popularity = torch.from_numpy(data.window_log_popularity).to(device)
+        self.row_window = torch.from_numpy(data.row_window).to(device)
         self.device = device
 
     def batch_loss(self, model, pairs: np.ndarray, temperature: float):
@@ -236,17 +257,37 @@ class _Tensors:
         i = torch.from_numpy(pairs[:, 1]).to(self.device)
         user_vecs = model.user_tower(self.user_dense[u], self.user_cat[u])
         item_vecs = model.item_tower(self.item_dense[i], self.item_cat[i])
-        return in_batch_softmax_loss(user_vecs, item_vecs, i, self.log_frequency[i], temperature)
+        bias = None
+        if model.popularity_prior:  # [rows, items]: each column's prior as of each row's window
+            pop = self.window_log_popularity[self.row_window[u]][:, i]
+            bias = model.popularity_bias(pop, self.item_cat[i, 2][None, :])
+        return in_batch_softmax_loss(user_vecs, item_vecs, i, self.log_frequency[i], temperature, bias)
 
 
 def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
-    """Item-tower output for every item (float32 [n_items, d], global order)."""
-    return _tower_outputs(model, model.item_tower, items.dense, items.categorical, device, batch)
+    """Retrieval vectors of every item (float32 [n_items, d (+1 with the popularity prior)])."""
+    import torch
+
+    v = _tower_outputs(model, model.item_tower, items.dense, items.categorical, device, batch)
+    if not model.popularity_prior:
+        return v
+    if items.log_popularity is None:
+        raise TrainingError("the model has a popularity prior but the item features carry no popularity")
+    with torch.inference_mode():
+        out = model.serving_items(
+            torch.from_numpy(v).to(device),
+            torch.from_numpy(items.categorical[:, 2]).to(device),
+            torch.from_numpy(items.log_popularity).to(device),
+        )
+    return out.cpu().numpy().astype(np.float32)
 
 
 def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
-    """User-tower output for every row of `users` (float32 [n, d])."""
-    return _tower_outputs(model, model.user_tower, users.dense, users.categorical, device, batch)
+    """Retrieval vectors of every row of `users` (float32 [n, d (+1 with the popularity prior)])."""
+    import torch
+
+    u = _tower_outputs(model, model.user_tower, users.dense, users.categorical, device, batch)
+    return model.serving_users(torch.from_numpy(u)).numpy() if model.popularity_prior else u
 
 
 def _tower_outputs(
@@ -509,7 +550,8 @@ def train_stage(
     # written after training, so features.json always describes the saved best.pt
     write_json_atomic(out_dir / "features.json", meta)
     model = load_model(out_dir / "best.pt")
-    save_numpy_atomic(out_dir / "item_vectors.npy", item_vectors(model, data.items))
+    serving_items = dataclasses.replace(data.items, log_popularity=data.serving_log_popularity)
+    save_numpy_atomic(out_dir / "item_vectors.npy", item_vectors(model, serving_items))
     last = summary["curve"][-1] if summary["curve"] else {}
     return {
         "epochs": summary["epochs"],
