@@ -259,7 +259,7 @@ class _Tensors:
         item_vecs = model.item_tower(self.item_dense[i], self.item_cat[i])
         bias = None
         if model.popularity_prior:  # [rows, items]: each column's prior as of each row's window
-            pop = self.window_log_popularity[self.row_window[u]][:, i]
+            pop = self.window_log_popularity[self.row_window[u][:, None], i[None, :]]
             bias = model.popularity_bias(pop, self.item_cat[i, 2][None, :])
         return in_batch_softmax_loss(user_vecs, item_vecs, i, self.log_frequency[i], temperature, bias)
 
