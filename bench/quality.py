@@ -95,6 +95,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, reuse: Path | None) 
             "hgnn": {"seed": seed},
             "twotower": {"seed": seed},
             "evaluate": {"seed": seed},
+            # the seeds share the items' texts: embed each once per data set (a speed-only setting)
+            "content": {"cache_dir": str((args.workdir / name / "text-cache").resolve())},
         }
         if args.trials:
             overrides["tune"] = {"trials": args.trials}

@@ -63,9 +63,15 @@ def _with_cocounts(graph):
 
 
 @pytest.mark.parametrize(
-    ("training", "weighting"), [("minibatch", "none"), ("full_graph", "none"), ("minibatch", "cocount")]
+    ("training", "weighting", "id_dim"),
+    [
+        ("minibatch", "none", 0),
+        ("full_graph", "none", 0),
+        ("minibatch", "cocount", 0),
+        ("minibatch", "cocount", 8),
+    ],
 )
-def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training, weighting):
+def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training, weighting, id_dim):
     graph, features, _ = world
     if weighting != "none":
         graph = _with_cocounts(graph)
@@ -78,6 +84,7 @@ def test_resume_after_a_kill_gives_identical_weights(world, tmp_path, training, 
         full_graph_step_edges=96,
         device="cpu",
         edge_weighting=weighting,
+        id_dim=id_dim,
         **SMALL,
     )
     straight = fit_hgnn(graph, features, settings, out_dir=tmp_path / "a", progress=False)
@@ -197,3 +204,35 @@ def test_graph_without_edges_still_embeds_every_item():
     assert result.curve["epochs"] == [] and result.best_epoch == 0
     assert result.embeddings["audiobook"].shape == (5, 16)
     assert np.allclose(np.linalg.norm(result.embeddings["podcast"], axis=1), 1, atol=1e-5)
+
+
+def test_id_vectors_start_at_the_text_only_model_and_learn(world):
+    """hgnn.id_dim: a learned vector per node beside its features, zero at the start (so the first
+    forward pass is the feature-only model's), trained with the rest, and needed in mini-batches."""
+    from colisten.hgnn.model import HeteroGraphSAGE
+    from colisten.hgnn.neighbors import NeighborSampler
+
+    graph, features, _ = world
+    x = {t: torch.as_tensor(np.asarray(f, dtype=np.float32)) for t, f in features.items()}
+    dims = {t: int(v.shape[1]) for t, v in x.items()}
+    counts = {t: int(v.shape[0]) for t, v in x.items()}
+    torch.manual_seed(0)
+    plain = HeteroGraphSAGE(dims, graph.edge_types, hidden_dim=16, out_dim=8)
+    with_ids = HeteroGraphSAGE(dims, graph.edge_types, hidden_dim=16, out_dim=8, id_dim=4, num_nodes=counts)
+    state = with_ids.state_dict()
+    for k, v in plain.state_dict().items():  # same weights; the id columns of layer 0 stay random
+        state[k] = torch.cat([v, state[k][:, v.shape[1] :]], dim=1) if state[k].shape != v.shape else v
+    with_ids.load_state_dict(state)
+    zp, zi = plain.embed_full_graph(graph, x), with_ids.embed_full_graph(graph, x)
+    assert all(torch.allclose(zp[t], zi[t], atol=1e-6) for t in zp)
+    sub = NeighborSampler(graph, [5, 5]).sample({t: np.arange(3) for t in x}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="node_ids"):
+        with_ids({t: x[t][torch.from_numpy(i)] for t, i in sub.node_ids.items()}, sub.layers)
+
+    result = fit_hgnn(graph, features, HGNNConfig(epochs=8, id_dim=8, **SMALL), progress=False)
+    initial, best = result.curve["initial"], result.curve["epochs"][result.best_epoch - 1]
+    assert best["mrr"] > 1.3 * initial["mrr"]
+    learned = result.model.node_embedding
+    assert all(float(learned[t].weight.abs().sum()) > 0 for t in counts)
+    assert result.model.config["id_dim"] == 8
+    assert result.model.config["num_nodes"] == dict(sorted(counts.items()))

@@ -141,8 +141,8 @@ class HeteroGraphSAGE(nn.Module):
         if id_dim:
             if set(num_nodes or {}) != set(in_dims):
                 raise ValueError("id_dim > 0 needs num_nodes for every node type")
-            # Zero at the start: a node that never takes part in training (an item without
-            # co-listening) keeps exactly its feature-only embedding.
+            # Zero at the start, so the untrained model is the feature-only one and a node that is
+            # never drawn in training (no edge, never a negative) keeps its feature-only embedding.
             self.node_embedding = nn.ModuleDict(
                 {t: nn.Embedding(n, id_dim) for t, n in sorted((num_nodes or {}).items())}
             )
