@@ -390,8 +390,8 @@ def test_two_tower_baseline_is_trained_without_hgnn_on_the_same_split(tiny_run):
     assert (base / "twotower/item_vectors.npy").stat().st_mtime_ns != before
     assert json.loads((base / "twotower/features.json").read_text())["settings"]["label_windows"] == 2
     # once 2T-HGNN is trained, 2T follows the settings it was trained with, not the evaluate call's
-    trained = s.twotower.model_copy(update={"label_windows": 3}).model_dump(mode="json")
+    trained = s.twotower.model_copy(update={"label_windows": 4}).model_dump(mode="json")
     (tiny_run.root / "twotower").mkdir(exist_ok=True)
     (tiny_run.root / "twotower/features.json").write_text(json.dumps({"settings": trained}))
     evaluate_run(tiny_run.root, s, ["2T"])
-    assert json.loads((base / "twotower/features.json").read_text())["settings"]["label_windows"] == 3
+    assert json.loads((base / "twotower/features.json").read_text())["settings"]["label_windows"] == 4

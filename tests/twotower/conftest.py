@@ -8,7 +8,7 @@ from colisten.twotower.train import train_stage
 
 # Smaller towers than the paper's 512-256-128 keep the folder fast; test_twotower_model checks
 # the default sizes separately.
-FAST = {"twotower": {"tower_dims": [128, 64, 32], "epochs": 8, "batch_size": 64}}
+FAST = {"twotower": {"tower_dims": [128, 64, 32], "epochs": 8, "batch_size": 64, "label_windows": 1}}
 
 
 def fast_settings(**twotower) -> Settings:

@@ -138,7 +138,7 @@ def build_training_data(
         w_start = cut - (k + 1) * cfg.label_days * SECONDS_PER_DAY
         window_pop.append(log_popularity(history, space, start=history_start, as_of=w_start))
         row_ids.append(feats.user_ids)
-        indptrs.append(c_indptr[1:] + indptrs[-1][-1])
+        indptrs.append(c_indptr[1:] + sum(len(c) for c in indices))  # a window may have no users
         indices.append(c_indices)
         offset += len(feats.user_ids)
     feats = UserFeatures(
