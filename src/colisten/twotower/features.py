@@ -287,12 +287,8 @@ def log_popularity(
     Distinct users, not stream counts: a podcast one user streams daily is not popular for it.
     """
     ev = _window(events, start, as_of)
-    ev = ev.loc[_event_kind(ev["event"], space, all_weak=False) == 0]
-    item = space.item_index.get_indexer(ev["item_id"])
-    user = pd.factorize(ev["user_id"])[0]
-    ok = item >= 0
-    pairs = np.unique(np.stack([user[ok], item[ok]], axis=1), axis=0)
-    return np.log1p(np.bincount(pairs[:, 1], minlength=space.n_items)).astype(np.float32)
+    _, items = consumed_items(ev, ev["user_id"].unique(), space, which="strong")  # distinct pairs
+    return np.log1p(np.bincount(items, minlength=space.n_items)).astype(np.float32)
 
 
 def item_features(

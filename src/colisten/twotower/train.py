@@ -113,7 +113,10 @@ def build_training_data(
         if k > 0 and w_start - history_start < cfg.label_min_feature_days * SECONDS_PER_DAY:
             break  # too little history left before this window for meaningful features
         windows.append(
-            _label_window(history, ts, is_label_event, w_start, w_end, users, space, cfg, label_codes)
+            (
+                *_label_window(history, ts, is_label_event, w_start, w_end, users, space, cfg, label_codes),
+                log_popularity(history, space, start=history_start, as_of=w_start),  # prior as of w_start
+            )
         )
 
     # validation users: disjoint from training users (in every window), chosen by seed among the
@@ -127,7 +130,7 @@ def build_training_data(
     dense, categorical, row_ids, indptrs, indices = [], [], [], [np.zeros(1, np.int64)], []
     row_window, window_pop = [], []
     train_parts, val_parts, offset = [], [], 0
-    for k, (feats, pairs, (c_indptr, c_indices)) in enumerate(windows):
+    for k, (feats, pairs, (c_indptr, c_indices), pop) in enumerate(windows):
         is_val = np.isin(feats.user_ids[pairs[:, 0]], list(val_user_ids)) if len(pairs) else np.zeros(0, bool)
         train_parts.append(pairs[~is_val] + [offset, 0])
         if k == 0:
@@ -135,8 +138,7 @@ def build_training_data(
         dense.append(feats.dense)
         categorical.append(feats.categorical)
         row_window.append(np.full(len(feats.user_ids), k, np.int64))
-        w_start = cut - (k + 1) * cfg.label_days * SECONDS_PER_DAY
-        window_pop.append(log_popularity(history, space, start=history_start, as_of=w_start))
+        window_pop.append(pop)
         row_ids.append(feats.user_ids)
         indptrs.append(c_indptr[1:] + sum(len(c) for c in indices))  # a window may have no users
         indices.append(c_indices)
@@ -287,7 +289,7 @@ def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8
     import torch
 
     u = _tower_outputs(model, model.user_tower, users.dense, users.categorical, device, batch)
-    return model.serving_users(torch.from_numpy(u)).numpy() if model.popularity_prior else u
+    return model.serving_users(torch.from_numpy(u)).numpy()
 
 
 def _tower_outputs(
