@@ -293,6 +293,19 @@ class TwoTowerConfig(_Section):
         "item), beta learned per item type; served as one more vector dimension, so inner-product "
         "retrieval ranks the same. False = the paper's cosine alone.",
     )
+    id_dim: int = Field(
+        0,
+        ge=0,
+        description="Learned item vectors: a vector of this size per item in the item tower, and "
+        "the mean of the vectors of the items a user streamed in the user tower (0 = content and "
+        "HGNN inputs only, the paper). Items never trained on keep a zero vector (cold items).",
+    )
+    cold_copies: bool = Field(
+        False,
+        description="Each training user with target-type history and target-type labels also "
+        "trains as a cold user: a second row without the target-type history, labelled with the "
+        "target-type labels (cold users have none of their own to learn cold start from).",
+    )
     use_weak_signals: bool = Field(
         True, description="Weak signals in user features, training and inference (ablation: False)."
     )
@@ -551,7 +564,18 @@ class TuneConfig(_Section):
     item_type: str | None = Field(
         None, description="Item type the metric is computed on (default None = data.target_type)."
     )
-    seed: int = Field(0, description="Seeds the sample of trials from each grid.")
+    cold_share: float | None = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the validation split's warm target-type users made cold (their "
+        "target-type history dropped) so that tuning also scores cold start. None = the share of the "
+        "run's history users with no target-type event; 0 (default, until measured on the real-data "
+        "suite) = none.",
+    )
+    seed: int = Field(
+        0, description="Seeds the sample of trials from each grid and the simulated cold users."
+    )
 
 
 class ServeConfig(_Section):

@@ -59,6 +59,8 @@ def test_fast_features_equal_the_reference_for_every_user(toy_run, use_weak_sign
         )
         assert np.array_equal(f.dense[0], reference.dense[row]), user_id
         assert np.array_equal(f.categorical[0], reference.categorical[row]), user_id
+        indptr, streamed = reference.history  # the learned item vectors' input (twotower.id_dim)
+        assert np.array_equal(f.history[1], streamed[indptr[row] : indptr[row + 1]]), user_id
 
 
 def test_a_fast_path_that_drifts_is_caught_at_load_and_replaced(toy_run, monkeypatch, toy_bundle):

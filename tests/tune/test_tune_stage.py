@@ -30,7 +30,7 @@ FAST = {
     "hgnn": {**SMALL_OVERRIDES["hgnn"], "epochs": 2, "max_edges_per_epoch": 512},
     "twotower": {"epochs": 1, "tower_dims": [32, 16]},
     "evaluate": {"bootstrap": 0, "hgnn_w_users_epochs": 1},
-    "tune": {"models": ["ALS", "2T-HGNN"], "trials": 3},
+    "tune": {"models": ["ALS", "2T-HGNN"], "trials": 3, "cold_share": None},
 }
 AFTER_EMBED = ("tune", "graph", "train-hgnn", "train-2t", "index", "evaluate")
 
@@ -59,9 +59,9 @@ def test_no_holdout_event_reaches_any_tuned_input(tuned):
     val = rd / "tune" / "validation"
     vsplit = read_json(val / "split" / "split.json")
     assert vsplit["cut"] == main["cut"] - 14 * 86_400 and vsplit["end"] < main["cut"]
-    # the validation data is the main history, nothing else
+    # the validation data is the main history, less the simulated cold users' target-type history
     history = pd.read_parquet(rd / "split" / "history.parquet")
-    assert _rows(pd.read_parquet(val / "data" / "interactions.parquet")) == _rows(history)
+    assert _rows(pd.read_parquet(val / "data" / "interactions.parquet")) <= _rows(history)
     vhist = pd.read_parquet(val / "split" / "history.parquet")
     vhold = pd.read_parquet(val / "split" / "holdout.parquet")
     assert len(vhold) > 0 and (vhist["timestamp"] < vsplit["cut"]).all()
@@ -87,6 +87,52 @@ def test_no_holdout_event_reaches_any_tuned_input(tuned):
     # the two-tower trials' features end at the validation cut
     for path in (rd.root / "tune" / "trials").rglob("twotower/features.json"):
         assert read_json(path)["cut"] == vsplit["cut"], path
+
+
+def test_validation_has_cold_users_made_as_the_recast_makes_them(tuned):
+    """Cold users of the target type cannot occur in a history-only split (a run's cold users have
+    no target-type history at all): a seeded share of warm users lose their target-type history."""
+    rd, settings, tuning, _ = tuned
+    val = rd / "tune" / "validation"
+    vsplit = read_json(val / "split" / "split.json")
+    history = pd.read_parquet(rd / "split" / "history.parquet")
+    items = pd.read_parquet(rd / "data" / "items.parquet")
+    target = set(items.loc[items.item_type == "audiobook", "item_id"])
+    lost = _rows(history) - _rows(pd.read_parquet(val / "data" / "interactions.parquet"))
+    assert len(lost) == vsplit["simulated_cold_dropped_events"] > 0
+    assert all(item in target and ts < vsplit["cut"] for _, item, _, ts in lost)
+    cold = {u for u, *_ in lost}
+    assert len(cold) == vsplit["simulated_cold_users"] == tuning["validation"]["simulated_cold_users"]
+    # each lost all of its target-type history and is scored as cold on the validation hold-out
+    vhist = pd.read_parquet(val / "split" / "history.parquet")
+    assert not (vhist.user_id.isin(cold) & vhist.item_id.isin(target)).any()
+    assert tuning["validation"]["evaluated_users"]["audiobook"]["cold"] >= len(cold)
+    # the default share is the run's own share of history users with no target-type event
+    users = history.user_id.unique()
+    warm = history.loc[history.item_id.isin(target), "user_id"].unique()
+    assert vsplit["simulated_cold_share"] == pytest.approx(1 - len(warm) / len(users), abs=1e-4)
+
+
+def test_no_simulated_cold_users_with_cold_share_zero():
+    from colisten.tune.validation import simulate_cold_users
+
+    history = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b", "c"],
+            "item_id": ["book", "book2", "book", "book2", "pod"],
+            "event": ["stream"] * 5,
+            "timestamp": [1, 20, 2, 30, 3],
+        }
+    )
+    items = pd.DataFrame({"item_id": ["book", "book2", "pod"], "item_type": ["audiobook"] * 2 + ["podcast"]})
+    settings = load_settings(None, {"tune": {"cold_share": 0.0}})
+    kept, report = simulate_cold_users(history, items, settings, val_cut=10)
+    assert kept.equals(history) and report["simulated_cold_users"] == 0
+    settings = load_settings(None, {"tune": {"cold_share": 1.0}})
+    kept, report = simulate_cold_users(history, items, settings, val_cut=10)
+    # both a and b have target-type events on both sides of the cut: they lose the early ones
+    assert report["simulated_cold_users"] == 2 and len(kept) == 3
+    assert set(kept.timestamp) == {20, 30, 3}
 
 
 def test_every_trial_is_recorded_and_the_best_is_chosen(tuned):

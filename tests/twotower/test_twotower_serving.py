@@ -268,3 +268,38 @@ def test_one_call_real_time_request_and_malformed_histories(trained_run, rec):
         rec.user_vector_from_history(["a00001"])
     with pytest.raises(RecommendError, match="need an item_id"):
         rec.user_vector_from_history([{"id": "a00001"}])
+
+
+def test_learned_item_vectors_train_and_serve_like_the_batch_path(tmp_path, fast):
+    """twotower.id_dim: the user tower reads the user's streamed items, so the real-time path must
+    hand it the same items as the batch path; items never trained on keep a zero vector."""
+    import torch
+
+    from colisten.twotower.train import load_training_data
+
+    settings = fast(id_dim=8, epochs=2)
+    run = write_toy_run(tmp_path / "run", n_users=200, seed=1, settings=settings)
+    train_stage(run, settings, progress=False, log=lambda *_: None)
+    rec = TwoTowerRecommender.load(run)
+    assert rec.model.id_dim == 8 and rec.model.user_tower.mlp[0].in_features > 8
+    trained = np.unique(load_training_data(run, settings).train_pairs[:, 1])
+    weights = rec.model.item_ids.weight.detach()
+    untrained = np.setdiff1d(np.arange(weights.shape[0]), trained)
+    assert torch.count_nonzero(weights[trained]) > 0
+    assert untrained.size and torch.count_nonzero(weights[untrained]) == 0
+    users = rec.known_users()[:10]
+    batch = rec.user_vectors(users)
+    for row, user in enumerate(users):
+        live = rec.user_vector_from_history(history_of(run.root, user), **rec.demographics(user))
+        np.testing.assert_allclose(live, batch[row], atol=1e-5)
+    # the history matters: without it the same user gets another vector
+    empty = rec.user_vector_from_history([], **rec.demographics(users[0]))
+    assert not np.allclose(empty, batch[0], atol=1e-3)
+    # the server's fast feature path gives the tower the same items
+    from colisten.serve.state import load_bundle
+
+    bundle = load_bundle(run.root)
+    assert bundle.realtime is not None  # passed its check against the batch path at load
+    for row, user in enumerate(users):
+        query = bundle.known_user_query(bundle.users.index[user])
+        np.testing.assert_allclose(bundle.user_vector(query), batch[row], atol=1e-5)

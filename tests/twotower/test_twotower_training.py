@@ -201,3 +201,35 @@ def test_each_label_window_sees_only_the_popularity_before_it(trained_run):
     np.testing.assert_allclose(data.serving_log_popularity, np.log1p(n_all.to_numpy()), rtol=1e-6)
     # every user row is tagged with its window, in window order
     assert np.all(np.diff(data.row_window) >= 0) and set(data.row_window) == {0, 1}
+
+
+def test_cold_copies_train_warm_users_as_cold_ones_too(trained_run, fast):
+    """twotower.cold_copies: a second row per user with target-type history and target-type labels,
+    its features as of the window without the target-type history, its labels the target-type ones."""
+    run, _ = trained_run
+    data, history, inputs, split = training_data(run, fast(cold_copies=True))
+    plain, *_ = training_data(run)
+    space, target = data.space, data.space.item_types.index("audiobook")
+    n_real = len(plain.users.user_ids)
+    copies = np.arange(n_real, len(data.users.user_ids))
+    assert len(copies) and np.array_equal(data.users.dense[:n_real], plain.users.dense)
+    # validation is unchanged: the same pairs, no copy among them
+    np.testing.assert_array_equal(data.val_pairs, plain.val_pairs)
+    # copy rows: features without target-type history, labels of the target type only
+    label_start = split["cut"] - 14 * 86_400
+    before = history[history.timestamp < label_start]
+    books = space.item_ids[space.item_type_codes == target]
+    stripped = before[~before.item_id.isin(books)]
+    ids = data.users.user_ids[copies]
+    expected = user_features(stripped, inputs["users"], ids, space)
+    np.testing.assert_array_equal(data.users.dense[copies], expected.dense)
+    indptr, items = data.users.history
+    assert not np.isin(items[indptr[n_real] :], np.flatnonzero(space.item_type_codes == target)).any()
+    mine = data.train_pairs[data.train_pairs[:, 0] >= n_real]
+    assert len(mine) and (space.item_type_codes[mine[:, 1]] == target).all()
+    # each copy's labels are its user's own target-type training labels
+    real = {(data.users.user_ids[u], i) for u, i in plain.train_pairs if space.item_type_codes[i] == target}
+    assert {(data.users.user_ids[u], i) for u, i in mine} <= real
+    # and every copied user really had target-type history
+    warm = set(before.loc[before.item_id.isin(books) & (before.event == "stream"), "user_id"])
+    assert set(ids) <= warm

@@ -100,9 +100,11 @@ class RealtimeUserFeatures:
         dense = np.concatenate(
             [means.reshape(-1), np.log1p(counts).astype(np.float32), np.asarray(taste, dtype=np.float32)]
         )
+        streamed = np.unique(item[kind == 0])
         return UserFeatures(
             user_ids=np.array(["\x00realtime"], dtype=object),
             dense=dense[None, :],
             categorical=np.asarray(categorical, dtype=np.int64)[None, :],
             unknown_items=unknown,
+            history=(np.array([0, streamed.size], dtype=np.int64), streamed),
         )

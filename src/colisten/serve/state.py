@@ -193,9 +193,14 @@ class ModelBundle:
         features = self.realtime.compute(query.items, query.kinds, categorical, taste)
         # What twotower.train.user_vectors does for one row, minus its per-call model.eval()
         # (the loaded model is already in eval mode): the same tower, the same numbers.
+        history = None
+        if rec.model.id_dim:  # one EmbeddingBag row: the user's streamed items
+            history = (torch.from_numpy(features.history[1]), torch.zeros(1, dtype=torch.int64))
         with torch.inference_mode():
             vector = rec.model.serving_users(
-                rec.model.user_tower(torch.from_numpy(features.dense), torch.from_numpy(features.categorical))
+                rec.model.encode_users(
+                    torch.from_numpy(features.dense), torch.from_numpy(features.categorical), history
+                )
             )
         return vector.numpy()[0]
 
@@ -364,6 +369,10 @@ def _code_tables(
     return kinds, consumed
 
 
+def _csr_row(csr: tuple[np.ndarray, np.ndarray], row: int) -> np.ndarray:
+    return csr[1][csr[0][row] : csr[0][row + 1]]
+
+
 def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
     """The fast feature path if it reproduces the batch path exactly on a sample of users."""
     from colisten.serve.realtime import RealtimeUserFeatures
@@ -385,6 +394,7 @@ def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
         if not (
             np.array_equal(f.dense[0], reference.dense[row])
             and np.array_equal(f.categorical[0], reference.categorical[row])
+            and np.array_equal(f.history[1], _csr_row(reference.history, row))
         ):
             log.warning(
                 "real-time features differ from the two-tower batch path for user %s: "

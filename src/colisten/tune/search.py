@@ -25,7 +25,13 @@ from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 from colisten.run import RunDir
 from colisten.tune.spaces import SEARCH_SPACES, apply_overrides, trial_overrides
-from colisten.tune.validation import _link, carve_validation_split, split_key, validation_settings
+from colisten.tune.validation import (
+    _link,
+    carve_validation_split,
+    split_key,
+    validation_key,
+    validation_settings,
+)
 
 TUNING_FILE = "tune/tuning.json"
 # Settings that change how fast a stage runs, not what it produces (not part of a trial's identity).
@@ -56,6 +62,7 @@ def tune_models(
     vsettings = validation_settings(settings)
     data = load_eval_data(val.root, vsettings)
     split = read_json(val / "split" / "split.json")
+    vkey = validation_key(run, settings)  # trials are reused only on the same validation split
     out: dict[str, Any] = {
         "metric": metric,
         "item_type": item_type,
@@ -67,6 +74,7 @@ def tune_models(
             "history_start": split["history_start_iso"],
             "cut": split["cut_iso"],
             "end": split["end_iso"],
+            "simulated_cold_users": split.get("simulated_cold_users", 0),
             "evaluated_users": {
                 t: {s: int(n) for s, n in _segment_sizes(data, t).items()} for t in data.targets
             },
@@ -79,7 +87,7 @@ def tune_models(
         for i, overrides in enumerate(candidates):
             trial_dir = run.root / "tune" / "trials" / _slug(model) / str(i)
             result = _run_trial(
-                model, overrides, trial_dir, val, vsettings, data, run.root, item_type, out["source_key"]
+                model, overrides, trial_dir, val, vsettings, data, run.root, item_type, vkey
             )
             trials.append(result)
             score = result["metrics"].get(cfg.segment, {}).get(metric)

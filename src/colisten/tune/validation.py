@@ -2,7 +2,11 @@
 
 It is the main split moved back by one hold-out: the validation truth is the last `holdout_days`
 of history, the inputs are the history days before them, and warm/cold users are made exactly as
-the main split makes them (any interaction with the type before the validation cut). It is a
+the main split makes them (any interaction with the type before the validation cut). Cold users
+of the target type cannot occur in it naturally (a user cold in the run has no target-type events
+in history at all), so a seeded share of the users it would score as warm are made cold, as the
+real-data recast makes them: their target-type events before the validation cut are dropped
+(`[tune] cold_share`; None = the share of the run's history users who are cold). It is a
 run-shaped folder, RUN/tune/validation/, so every stage and model runs on it unchanged; its
 data/interactions.parquet holds the run's history rows only, so no hold-out event can reach a
 tuned input whatever a stage does.
@@ -12,11 +16,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from colisten.config import Settings
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic, write_parquet_atomic
 from colisten.run import RunDir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DAY_S = 86_400
 VALIDATION_DIR = "tune/validation"
@@ -50,6 +58,15 @@ def split_key(run: RunDir) -> str:
     return hashlib.sha256(json.dumps([data, split], sort_keys=True).encode()).hexdigest()[:16]
 
 
+def validation_key(run: RunDir, settings: Settings) -> str:
+    """split_key plus the settings that shape the validation split (its simulated cold users)."""
+    import hashlib
+    import json
+
+    shape = [split_key(run), settings.tune.cold_share, settings.tune.seed, settings.data.target_type]
+    return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
+
+
 def carve_validation_split(run: RunDir, settings: Settings) -> RunDir:
     """RUN/tune/validation/: data (history rows only), split (validation windows), content (linked).
 
@@ -61,11 +78,11 @@ def carve_validation_split(run: RunDir, settings: Settings) -> RunDir:
 
     main = read_json(run.require("split/split.json", "split"))
     history_start, cut = int(main["history_start"]), int(main["cut"])
-    key = split_key(run)
+    key = validation_key(run, settings)
     val = RunDir(run.root / VALIDATION_DIR)
     carved = val / "split" / "split.json"
     vsettings = validation_settings(settings)
-    if carved.exists() and read_json(carved).get("source_key") == key:
+    if carved.exists() and read_json(carved).get("validation_key") == key:
         val.init(vsettings)
         return val
     val.root.mkdir(parents=True, exist_ok=True)
@@ -73,16 +90,54 @@ def carve_validation_split(run: RunDir, settings: Settings) -> RunDir:
     data = val.stage_dir("data")
     for name in ("items.parquet", "users.parquet"):
         _link(data / name, run.require(f"data/{name}", "validate"))
-    history = pq.read_table(run.require("split/history.parquet", "split"))
+    history = pq.read_table(run.require("split/history.parquet", "split")).to_pandas()
+    items = pq.read_table(run.require("data/items.parquet", "validate"), columns=["item_id", "item_type"])
+    val_cut = cut - settings.data.holdout_days * DAY_S
+    history, cold = simulate_cold_users(history, items.to_pandas(), settings, val_cut)
     write_parquet_atomic(data / "interactions.parquet", history)
     _link(val / "content", run.root / "content")
-    bounds = (history_start, cut - settings.data.holdout_days * DAY_S, cut - 1)
+    bounds = (history_start, val_cut, cut - 1)
     with val.stage("split") as info:
         result = temporal_split(val, vsettings, bounds=bounds)
-        info.update({"cut": result.cut, "end": result.end, "events": result.counts["events"]})
+        info.update({"cut": result.cut, "end": result.end, "events": result.counts["events"], **cold})
     # Mark which main split it was carved from (read back above to decide whether to rebuild).
-    write_json_atomic(carved, {**read_json(carved), "source_cut": cut, "source_key": key})
+    write_json_atomic(
+        carved,
+        {**read_json(carved), "source_cut": cut, "source_key": split_key(run), "validation_key": key, **cold},
+    )
     return val
+
+
+def simulate_cold_users(
+    history: pd.DataFrame, items: pd.DataFrame, settings: Settings, val_cut: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Drop the target-type events before `val_cut` of a seeded share of the users who have
+    target-type events before it and streams after it; returns the rows kept and what was done.
+
+    The share is `[tune] cold_share`, or (None) the share of users with history who have no
+    target-type event in it: the run's own mix of warm and cold users.
+    """
+    import numpy as np
+
+    target = settings.data.target_type
+    is_target = history["item_id"].isin(items.loc[items["item_type"] == target, "item_id"]).to_numpy()
+    users = history["user_id"].to_numpy(dtype=object)
+    share = settings.tune.cold_share
+    if share is None:
+        n_users = len(np.unique(users))
+        share = 1.0 - len(np.unique(users[is_target])) / n_users if n_users else 0.0
+    before = history["timestamp"].to_numpy(dtype=np.int64) < val_cut
+    strong = history["event"].isin(settings.data.strong_events).to_numpy()
+    eligible = np.intersect1d(users[is_target & before], users[is_target & ~before & strong])
+    n_cold = int(round(share * len(eligible)))
+    chosen = np.random.default_rng(settings.tune.seed).permutation(np.sort(eligible))[:n_cold]
+    drop = is_target & before & np.isin(users, chosen)
+    report = {
+        "simulated_cold_share": round(float(share), 4),
+        "simulated_cold_users": n_cold,
+        "simulated_cold_dropped_events": int(drop.sum()),
+    }
+    return history.loc[~drop].reset_index(drop=True), report
 
 
 def _link(link: Path, target: Path) -> None:

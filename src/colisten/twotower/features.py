@@ -170,6 +170,9 @@ class UserFeatures:
     dense: np.ndarray  # float32 [n, space.user_dense_dim]
     categorical: np.ndarray  # int64 [n, 2]: age bucket, country
     unknown_items: int = 0  # events dropped because their item is not in the catalogue
+    # CSR (indptr [n + 1], global item indices ascending): the distinct items each user streamed,
+    # the input of the user tower's learned item vectors (twotower.id_dim)
+    history: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def user_features(
@@ -237,11 +240,13 @@ def user_features(
             taste[found] = taste_matrix(rows_u["taste_vector"], space.taste_dim)
 
     dense = np.concatenate([means, np.log1p(counts).astype(np.float32), taste], axis=1)
+    strong = kind == 0
     return UserFeatures(
         user_ids=user_index.to_numpy(dtype=object),
         dense=dense,
         categorical=categorical,
         unknown_items=unknown_items,
+        history=_to_csr(user[strong], item[strong], n_users, space.n_items),
     )
 
 

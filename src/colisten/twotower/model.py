@@ -15,12 +15,17 @@ class Tower(nn.Module):
     """
 
     def __init__(
-        self, dense_dim: int, categorical_sizes: list[int], categorical_dim: int, dims: list[int]
+        self,
+        dense_dim: int,
+        categorical_sizes: list[int],
+        categorical_dim: int,
+        dims: list[int],
+        extra_dim: int = 0,
     ) -> None:
         super().__init__()
         self.embeddings = nn.ModuleList(nn.Embedding(n, categorical_dim) for n in categorical_sizes)
         layers: list[nn.Module] = []
-        width = dense_dim + categorical_dim * len(categorical_sizes)
+        width = dense_dim + categorical_dim * len(categorical_sizes) + extra_dim
         for i, out in enumerate(dims):
             layers.append(nn.Linear(width, out))
             if i < len(dims) - 1:
@@ -32,8 +37,12 @@ class Tower(nn.Module):
     def out_dim(self) -> int:
         return self.mlp[-1].out_features
 
-    def forward(self, dense: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, dense: torch.Tensor, categorical: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
         parts = [dense] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
+        if extra is not None:
+            parts.append(extra)
         return F.normalize(self.mlp(torch.cat(parts, dim=1)), dim=1)
 
 
@@ -59,6 +68,8 @@ class TwoTowerModel(nn.Module):
         popularity_prior: bool = False,
         n_item_types: int = 1,
         temperature: float = 1.0,
+        n_items: int = 0,
+        id_dim: int = 0,
     ) -> None:
         super().__init__()
         self.config = {
@@ -71,9 +82,29 @@ class TwoTowerModel(nn.Module):
             "popularity_prior": popularity_prior,
             "n_item_types": n_item_types,
             "temperature": temperature,
+            "n_items": n_items,
+            "id_dim": id_dim,
         }
-        self.user_tower = UserTower(user_dense_dim, user_categorical_sizes, categorical_dim, tower_dims)
-        self.item_tower = ItemTower(item_dense_dim, item_categorical_sizes, categorical_dim, tower_dims)
+        self.user_tower = UserTower(
+            user_dense_dim, user_categorical_sizes, categorical_dim, tower_dims, extra_dim=id_dim
+        )
+        self.item_tower = ItemTower(
+            item_dense_dim, item_categorical_sizes, categorical_dim, tower_dims, extra_dim=id_dim
+        )
+        self.id_dim = id_dim
+        if id_dim:
+            if n_items <= 0:
+                raise ValueError("id_dim needs n_items")
+            # A learned vector per item, in the item tower, and the mean of the learned vectors of
+            # the items a user streamed, in the user tower (FISM-style). The text / HGNN inputs
+            # are fixed: without these the towers can only tell items apart by content, which
+            # on real logs is far from enough (EASE and item-kNN win on item identity). Zero at
+            # the start, so the model starts as the content-only one; an item never seen in
+            # training keeps a zero vector and is scored by its content alone (cold items).
+            self.item_ids = nn.Embedding(n_items, id_dim)
+            self.history_ids = nn.EmbeddingBag(n_items, id_dim, mode="mean")
+            nn.init.zeros_(self.item_ids.weight)
+            nn.init.zeros_(self.history_ids.weight)
         self.popularity_prior = popularity_prior
         self.temperature = temperature
         if popularity_prior:
@@ -82,6 +113,28 @@ class TwoTowerModel(nn.Module):
             # real logs popularity is much of what predicts the next item (Popularity beats an
             # unbiased two-tower model on MovieLens). Starts at 1: popularity as the prior.
             self.popularity_weight = nn.Parameter(torch.ones(n_item_types))
+
+    def encode_users(
+        self,
+        dense: torch.Tensor,
+        categorical: torch.Tensor,
+        history: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """User-tower vectors; `history` = (item indices, offsets) of each row's streamed items,
+        needed when id_dim > 0 (EmbeddingBag layout: row r's items are indices[offsets[r]:offsets[r+1]])."""
+        extra = None
+        if self.id_dim:
+            if history is None:
+                raise ValueError("a model with id_dim > 0 needs the users' history")
+            extra = self.history_ids(history[0], history[1])
+        return self.user_tower(dense, categorical, extra)
+
+    def encode_items(
+        self, dense: torch.Tensor, categorical: torch.Tensor, item_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Item-tower vectors of the items `item_index` (global indices)."""
+        extra = self.item_ids(item_index) if self.id_dim else None
+        return self.item_tower(dense, categorical, extra)
 
     def popularity_bias(self, log_popularity: torch.Tensor, item_type: torch.Tensor) -> torch.Tensor:
         """beta[type] * log-popularity, broadcast over log_popularity's leading axes."""

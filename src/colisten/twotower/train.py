@@ -101,6 +101,8 @@ def build_training_data(
                 f"twotower.label_types names unknown item types {unknown}; known: {space.item_types}"
             )
         label_codes = [space.item_types.index(t) for t in cfg.label_types]
+    target = settings.data.target_type
+    cold_code = space.item_types.index(target) if cfg.cold_copies and target in space.item_types else None
 
     # Label windows step back from the cut by label_days; window k's labels are its own
     # interactions and its users' features come only from events before its start.
@@ -114,27 +116,32 @@ def build_training_data(
             break  # too little history left before this window for meaningful features
         windows.append(
             (
-                *_label_window(history, ts, is_label_event, w_start, w_end, users, space, cfg, label_codes),
+                *_label_window(
+                    history, ts, is_label_event, w_start, w_end, users, space, cfg, label_codes, cold_code
+                ),
                 log_popularity(history, space, start=history_start, as_of=w_start),  # prior as of w_start
             )
         )
 
     # validation users: disjoint from training users (in every window), chosen by seed among the
     # last window's label users, so the validation set does not depend on label_windows
-    last_ids, last_pairs = windows[0][0].user_ids, windows[0][1]
+    last_ids, last_pairs = windows[0][0].user_ids, windows[0][1][windows[0][1][:, 0] < windows[0][3]]
     pair_user_ids = np.unique(last_ids[np.unique(last_pairs[:, 0])]) if len(last_pairs) else last_ids[:0]
     rng = np.random.default_rng(cfg.seed)
     n_val = int(math.ceil(cfg.validation_fraction * len(pair_user_ids))) if len(pair_user_ids) >= 2 else 0
     val_user_ids = set(rng.permutation(pair_user_ids)[:n_val].tolist())
 
     dense, categorical, row_ids, indptrs, indices = [], [], [], [np.zeros(1, np.int64)], []
+    h_indptrs, h_indices = [np.zeros(1, np.int64)], []
     row_window, window_pop = [], []
     train_parts, val_parts, offset = [], [], 0
-    for k, (feats, pairs, (c_indptr, c_indices), pop) in enumerate(windows):
+    for k, (feats, pairs, (c_indptr, c_indices), n_real, pop) in enumerate(windows):
         is_val = np.isin(feats.user_ids[pairs[:, 0]], list(val_user_ids)) if len(pairs) else np.zeros(0, bool)
-        train_parts.append(pairs[~is_val] + [offset, 0])
+        train_parts.append(pairs[~is_val] + [offset, 0])  # a validation user's cold copy too
         if k == 0:
-            val_parts.append(pairs[is_val] + [offset, 0])
+            val_parts.append(pairs[is_val & (pairs[:, 0] < n_real)] + [offset, 0])
+        h_indptrs.append(feats.history[0][1:] + sum(len(c) for c in h_indices))
+        h_indices.append(feats.history[1])
         dense.append(feats.dense)
         categorical.append(feats.categorical)
         row_window.append(np.full(len(feats.user_ids), k, np.int64))
@@ -143,12 +150,16 @@ def build_training_data(
         indptrs.append(c_indptr[1:] + sum(len(c) for c in indices))  # a window may have no users
         indices.append(c_indices)
         offset += len(feats.user_ids)
+    consumed = (np.concatenate(indptrs), np.concatenate(indices) if indices else np.zeros(0, np.int64))
     feats = UserFeatures(
         user_ids=np.concatenate(row_ids),
         dense=np.concatenate(dense),
         categorical=np.concatenate(categorical),
+        history=(
+            np.concatenate(h_indptrs),
+            np.concatenate(h_indices) if h_indices else np.zeros(0, np.int64),
+        ),
     )
-    consumed = (np.concatenate(indptrs), np.concatenate(indices) if indices else np.zeros(0, np.int64))
     train_pairs = np.concatenate(train_parts).astype(np.int64)
     val_pairs = np.concatenate(val_parts).astype(np.int64)
     label_start = cut - cfg.label_days * SECONDS_PER_DAY
@@ -189,9 +200,17 @@ def _label_window(
     space: FeatureSpace,
     cfg: TwoTowerConfig,
     label_codes: list[int] | None,
-) -> tuple[UserFeatures, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    cold_code: int | None = None,
+) -> tuple[UserFeatures, np.ndarray, tuple[np.ndarray, np.ndarray], int]:
     """One label window [w_start, w_end): its users' features and consumed items as of w_start,
-    and its (user row, item) label pairs."""
+    its (user row, item) label pairs, and how many rows are real users (the rest: cold copies).
+
+    Cold copies (twotower.cold_copies, `cold_code` = the target type): every user with target-type
+    history and target-type labels gets a second row whose features leave the target-type history
+    out, labelled with the target-type labels alone. Cold users of the target type have no
+    target-type labels in history (they never streamed one), so without copies the model never
+    sees a target-type label after a history without the type: the cold-start case it must serve.
+    """
     labels = history.loc[(ts >= w_start) & (ts < w_end) & is_label_event]
     label_item = space.item_index.get_indexer(labels["item_id"])
     keep = label_item >= 0
@@ -212,7 +231,40 @@ def _label_window(
     )
     if cfg.label_new_items_only and len(pairs):
         pairs = pairs[~_in_csr(consumed, pairs[:, 0], pairs[:, 1])]
-    return feats, pairs.astype(np.int64), consumed
+    pairs = pairs.astype(np.int64)
+    n_real = len(user_ids)
+    if cold_code is None or not len(pairs):
+        return feats, pairs, consumed, n_real
+    c_indptr, c_indices = consumed
+    in_type = space.item_type_codes[c_indices] == cold_code
+    warm = np.bincount(np.repeat(np.arange(n_real), np.diff(c_indptr))[in_type], minlength=n_real) > 0
+    labels = pairs[space.item_type_codes[pairs[:, 1]] == cold_code]
+    labels = labels[warm[labels[:, 0]]]
+    rows = np.unique(labels[:, 0])
+    if not len(rows):
+        return feats, pairs, consumed, n_real
+    target_items = space.item_ids[space.item_type_codes == cold_code]
+    stripped = before.loc[~before["item_id"].isin(target_items)]
+    copies = user_features(stripped, users, user_ids[rows], space, as_of=w_start)
+    copy_pairs = np.stack([n_real + np.searchsorted(rows, labels[:, 0]), labels[:, 1]], axis=1)
+    lengths = np.diff(c_indptr)[rows]
+    copy_consumed = np.concatenate([c_indices[c_indptr[r] : c_indptr[r + 1]] for r in rows])
+    h_indptr, h_indices = feats.history
+    ch_indptr, ch_indices = copies.history
+    merged = UserFeatures(
+        user_ids=np.concatenate([feats.user_ids, copies.user_ids]),
+        dense=np.concatenate([feats.dense, copies.dense]),
+        categorical=np.concatenate([feats.categorical, copies.categorical]),
+        history=(
+            np.concatenate([h_indptr, ch_indptr[1:] + h_indptr[-1]]),
+            np.concatenate([h_indices, ch_indices]),
+        ),
+    )
+    consumed = (  # a copy's consumed items stay the user's: its labels are still new items only
+        np.concatenate([c_indptr, c_indptr[-1] + np.cumsum(lengths)]),
+        np.concatenate([c_indices, copy_consumed]),
+    )
+    return merged, np.concatenate([pairs, copy_pairs]), consumed, n_real
 
 
 def new_model(data: TrainingData, cfg: TwoTowerConfig):
@@ -232,7 +284,21 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
         popularity_prior=cfg.popularity_prior,
         n_item_types=len(data.space.item_types),
         temperature=cfg.temperature,
+        n_items=data.space.n_items,
+        id_dim=cfg.id_dim,
     )
+
+
+def _bag(indptr, indices, rows):
+    """EmbeddingBag inputs (item indices, offsets) of CSR rows `rows` (torch tensors)."""
+    import torch
+
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    offsets = torch.cumsum(lengths, 0) - lengths
+    at = torch.arange(int(lengths.sum()), device=indptr.device)
+    at = at - torch.repeat_interleave(offsets - starts, lengths)
+    return indices[at], offsets
 
 
 class _Tensors:
@@ -248,6 +314,7 @@ class _Tensors:
         self.log_frequency = torch.from_numpy(data.log_frequency).to(device)
         self.window_log_popularity = torch.from_numpy(data.window_log_popularity).to(device)
         self.row_window = torch.from_numpy(data.row_window).to(device)
+        self.history = tuple(torch.from_numpy(a).to(device) for a in data.users.history)
         self.device = device
 
     def batch_loss(self, model, pairs: np.ndarray, temperature: float):
@@ -257,8 +324,9 @@ class _Tensors:
 
         u = torch.from_numpy(pairs[:, 0]).to(self.device)
         i = torch.from_numpy(pairs[:, 1]).to(self.device)
-        user_vecs = model.user_tower(self.user_dense[u], self.user_cat[u])
-        item_vecs = model.item_tower(self.item_dense[i], self.item_cat[i])
+        history = _bag(*self.history, u) if model.id_dim else None
+        user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
+        item_vecs = model.encode_items(self.item_dense[i], self.item_cat[i], i)
         bias = None
         if model.popularity_prior:  # [rows, items]: each column's prior as of each row's window
             pop = self.window_log_popularity[self.row_window[u][:, None], i[None, :]]
@@ -270,7 +338,12 @@ def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8
     """Retrieval vectors of every item (float32 [n_items, d (+1 with the popularity prior)])."""
     import torch
 
-    v = _tower_outputs(model, model.item_tower, items.dense, items.categorical, device, batch)
+    def encode(rows: np.ndarray):
+        dense = torch.from_numpy(items.dense[rows]).to(device)
+        categorical = torch.from_numpy(items.categorical[rows]).to(device)
+        return model.encode_items(dense, categorical, torch.from_numpy(rows).to(device))
+
+    v = _in_batches(model, encode, len(items.dense), batch)
     if not model.popularity_prior:
         return v
     if items.log_popularity is None:
@@ -288,24 +361,50 @@ def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8
     """Retrieval vectors of every row of `users` (float32 [n, d (+1 with the popularity prior)])."""
     import torch
 
-    u = _tower_outputs(model, model.user_tower, users.dense, users.categorical, device, batch)
+    history = None
+    if model.id_dim:
+        if users.history is None:
+            raise TrainingError("a model with learned item vectors (id_dim > 0) needs the users' history")
+        history = tuple(torch.from_numpy(a).to(device) for a in users.history)
+
+    def encode(rows: np.ndarray):
+        r = torch.from_numpy(rows).to(device)
+        return model.encode_users(
+            torch.from_numpy(users.dense[rows]).to(device),
+            torch.from_numpy(users.categorical[rows]).to(device),
+            _bag(*history, r) if history is not None else None,
+        )
+
+    u = _in_batches(model, encode, len(users.dense), batch)
     return model.serving_users(torch.from_numpy(u)).numpy()
 
 
-def _tower_outputs(
-    model, tower, dense: np.ndarray, categorical: np.ndarray, device: str, batch: int
-) -> np.ndarray:
-    """One tower over all rows in batches, in inference mode (float32 [n, d])."""
+def _in_batches(model, encode, n: int, batch: int) -> np.ndarray:
+    """encode(rows) over all n rows in batches, in inference mode (float32 [n, d])."""
     import torch
 
     model.eval()
     out = []
     with torch.inference_mode():
-        for s in range(0, len(dense), batch):
-            d = torch.from_numpy(dense[s : s + batch]).to(device)
-            c = torch.from_numpy(categorical[s : s + batch]).to(device)
-            out.append(tower(d, c).cpu().numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, tower.out_dim), np.float32)
+        for s in range(0, n, batch):
+            out.append(encode(np.arange(s, min(s + batch, n))).cpu().numpy())
+    d = model.user_tower.out_dim
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, d), np.float32)
+
+
+def select_rows(users: UserFeatures, rows: np.ndarray) -> UserFeatures:
+    """The UserFeatures of rows `rows` (history CSR included)."""
+    history = None
+    if users.history is not None:
+        indptr, indices = users.history
+        lengths = indptr[rows + 1] - indptr[rows]
+        new_indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lengths, out=new_indptr[1:])
+        take = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in rows]) if len(rows) else []
+        history = (new_indptr, indices[np.asarray(take, dtype=np.int64)])
+    return UserFeatures(
+        users.user_ids[rows], users.dense[rows], users.categorical[rows], history=history
+    )
 
 
 def validation_metrics(model, data: TrainingData, cfg: TwoTowerConfig, device: str = "cpu") -> dict[str, Any]:
@@ -339,7 +438,7 @@ def validation_metrics(model, data: TrainingData, cfg: TwoTowerConfig, device: s
     users = np.unique(pairs[:, 0])
     users = np.random.default_rng([cfg.seed, 2]).permutation(users)[: cfg.validation_users]
     users.sort()
-    sub = UserFeatures(data.users.user_ids[users], data.users.dense[users], data.users.categorical[users])
+    sub = select_rows(data.users, users)
     u_vecs = user_vectors(model, sub, device)
     i_vecs = item_vectors(model, data.items, device)
     indptr, indices = data.consumed
