@@ -33,6 +33,7 @@ from colisten.serve.errors import ServeError
 from colisten.serve.explain import Explainer, Reason, distinct_recent_first
 from colisten.serve.history import UserEvents, UserStore
 from colisten.serve.realtime import event_kind_map
+from colisten.twotower.features import csr_rows
 
 log = logging.getLogger("colisten.serve")
 
@@ -369,10 +370,6 @@ def _code_tables(
     return kinds, consumed
 
 
-def _csr_row(csr: tuple[np.ndarray, np.ndarray], row: int) -> np.ndarray:
-    return csr[1][csr[0][row] : csr[0][row + 1]]
-
-
 def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
     """The fast feature path if it reproduces the batch path exactly on a sample of users."""
     from colisten.serve.realtime import RealtimeUserFeatures
@@ -394,7 +391,7 @@ def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
         if not (
             np.array_equal(f.dense[0], reference.dense[row])
             and np.array_equal(f.categorical[0], reference.categorical[row])
-            and np.array_equal(f.history[1], _csr_row(reference.history, row))
+            and np.array_equal(f.history[1], csr_rows(reference.history, [row])[1])
         ):
             log.warning(
                 "real-time features differ from the two-tower batch path for user %s: "

@@ -391,6 +391,27 @@ def _to_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> tup
     return indptr, c.astype(np.int64)
 
 
+def csr_rows(csr: tuple[np.ndarray, np.ndarray], rows: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR of rows `rows` of `csr`, in that order."""
+    indptr, indices = csr
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    out = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out, indices[np.arange(out[-1]) - np.repeat(out[:-1] - starts, lengths)]
+
+
+def csr_concat(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The CSRs `parts` stacked row-wise (a part may have no rows)."""
+    indptrs, indices, total = [np.zeros(1, dtype=np.int64)], [], 0
+    for indptr, idx in parts:
+        indptrs.append(indptr[1:] + total)
+        indices.append(idx)
+        total += len(idx)
+    return np.concatenate(indptrs), np.concatenate(indices) if indices else np.zeros(0, np.int64)
+
+
 def _vocabulary(values: pd.Series) -> list[str]:
     return sorted(str(v) for v in values.dropna().unique() if str(v) != "")
 

@@ -29,6 +29,8 @@ from colisten.twotower.features import (
     UserFeatures,
     build_feature_space,
     consumed_items,
+    csr_concat,
+    csr_rows,
     item_features,
     log_popularity,
     user_features,
@@ -125,40 +127,35 @@ def build_training_data(
 
     # validation users: disjoint from training users (in every window), chosen by seed among the
     # last window's label users, so the validation set does not depend on label_windows
-    last_ids, last_pairs = windows[0][0].user_ids, windows[0][1][windows[0][1][:, 0] < windows[0][3]]
+    last_feats, last_pairs, _, last_n_real, _ = windows[0]
+    last_ids, last_pairs = last_feats.user_ids, last_pairs[last_pairs[:, 0] < last_n_real]  # no copies
     pair_user_ids = np.unique(last_ids[np.unique(last_pairs[:, 0])]) if len(last_pairs) else last_ids[:0]
     rng = np.random.default_rng(cfg.seed)
     n_val = int(math.ceil(cfg.validation_fraction * len(pair_user_ids))) if len(pair_user_ids) >= 2 else 0
     val_user_ids = set(rng.permutation(pair_user_ids)[:n_val].tolist())
 
-    dense, categorical, row_ids, indptrs, indices = [], [], [], [np.zeros(1, np.int64)], []
-    h_indptrs, h_indices = [np.zeros(1, np.int64)], []
+    dense, categorical, row_ids, consumed_parts, history_parts = [], [], [], [], []
     row_window, window_pop = [], []
     train_parts, val_parts, offset = [], [], 0
-    for k, (feats, pairs, (c_indptr, c_indices), n_real, pop) in enumerate(windows):
+    for k, (feats, pairs, window_consumed, n_real, pop) in enumerate(windows):
         is_val = np.isin(feats.user_ids[pairs[:, 0]], list(val_user_ids)) if len(pairs) else np.zeros(0, bool)
         train_parts.append(pairs[~is_val] + [offset, 0])  # a validation user's cold copy too
         if k == 0:
             val_parts.append(pairs[is_val & (pairs[:, 0] < n_real)] + [offset, 0])
-        h_indptrs.append(feats.history[0][1:] + sum(len(c) for c in h_indices))
-        h_indices.append(feats.history[1])
         dense.append(feats.dense)
         categorical.append(feats.categorical)
         row_window.append(np.full(len(feats.user_ids), k, np.int64))
         window_pop.append(pop)
         row_ids.append(feats.user_ids)
-        indptrs.append(c_indptr[1:] + sum(len(c) for c in indices))  # a window may have no users
-        indices.append(c_indices)
+        consumed_parts.append(window_consumed)
+        history_parts.append(feats.history)
         offset += len(feats.user_ids)
-    consumed = (np.concatenate(indptrs), np.concatenate(indices) if indices else np.zeros(0, np.int64))
+    consumed = csr_concat(consumed_parts)
     feats = UserFeatures(
         user_ids=np.concatenate(row_ids),
         dense=np.concatenate(dense),
         categorical=np.concatenate(categorical),
-        history=(
-            np.concatenate(h_indptrs),
-            np.concatenate(h_indices) if h_indices else np.zeros(0, np.int64),
-        ),
+        history=csr_concat(history_parts),
     )
     train_pairs = np.concatenate(train_parts).astype(np.int64)
     val_pairs = np.concatenate(val_parts).astype(np.int64)
@@ -247,23 +244,14 @@ def _label_window(
     stripped = before.loc[~before["item_id"].isin(target_items)]
     copies = user_features(stripped, users, user_ids[rows], space, as_of=w_start)
     copy_pairs = np.stack([n_real + np.searchsorted(rows, labels[:, 0]), labels[:, 1]], axis=1)
-    lengths = np.diff(c_indptr)[rows]
-    copy_consumed = np.concatenate([c_indices[c_indptr[r] : c_indptr[r + 1]] for r in rows])
-    h_indptr, h_indices = feats.history
-    ch_indptr, ch_indices = copies.history
     merged = UserFeatures(
         user_ids=np.concatenate([feats.user_ids, copies.user_ids]),
         dense=np.concatenate([feats.dense, copies.dense]),
         categorical=np.concatenate([feats.categorical, copies.categorical]),
-        history=(
-            np.concatenate([h_indptr, ch_indptr[1:] + h_indptr[-1]]),
-            np.concatenate([h_indices, ch_indices]),
-        ),
+        history=csr_concat([feats.history, copies.history]),
     )
-    consumed = (  # a copy's consumed items stay the user's: its labels are still new items only
-        np.concatenate([c_indptr, c_indptr[-1] + np.cumsum(lengths)]),
-        np.concatenate([c_indices, copy_consumed]),
-    )
+    # a copy's consumed items stay its user's: its labels are still new items only
+    consumed = csr_concat([consumed, csr_rows(consumed, rows)])
     return merged, np.concatenate([pairs, copy_pairs]), consumed, n_real
 
 
@@ -290,7 +278,8 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
 
 
 def _bag(indptr, indices, rows):
-    """EmbeddingBag inputs (item indices, offsets) of CSR rows `rows` (torch tensors)."""
+    """EmbeddingBag inputs (item indices, offsets) of CSR rows `rows`: features.csr_rows in torch
+    tensors, on the training device (it runs once per batch)."""
     import torch
 
     starts = indptr[rows]
@@ -394,14 +383,7 @@ def _in_batches(model, encode, n: int, batch: int) -> np.ndarray:
 
 def select_rows(users: UserFeatures, rows: np.ndarray) -> UserFeatures:
     """The UserFeatures of rows `rows` (history CSR included)."""
-    history = None
-    if users.history is not None:
-        indptr, indices = users.history
-        lengths = indptr[rows + 1] - indptr[rows]
-        new_indptr = np.zeros(len(rows) + 1, np.int64)
-        np.cumsum(lengths, out=new_indptr[1:])
-        take = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in rows]) if len(rows) else []
-        history = (new_indptr, indices[np.asarray(take, dtype=np.int64)])
+    history = csr_rows(users.history, rows) if users.history is not None else None
     return UserFeatures(
         users.user_ids[rows], users.dense[rows], users.categorical[rows], history=history
     )
