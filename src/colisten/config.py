@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -564,14 +564,12 @@ class TuneConfig(_Section):
     item_type: str | None = Field(
         None, description="Item type the metric is computed on (default None = data.target_type)."
     )
-    cold_share: float | None = Field(
+    cold_share: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
         0.0,
-        ge=0,
-        le=1,
         description="Share of the validation split's warm target-type users made cold (their "
-        "target-type history dropped) so that tuning also scores cold start. None = the share of the "
-        "run's history users with no target-type event; 0 (default, until measured on the real-data "
-        "suite) = none.",
+        "target-type history dropped) so that tuning also scores cold start. 'auto' = the share of "
+        "the run's history users with no target-type event; 0 (default, until measured on the "
+        "real-data suite) = none.",
     )
     seed: int = Field(
         0, description="Seeds the sample of trials from each grid and the simulated cold users."

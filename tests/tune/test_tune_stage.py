@@ -30,7 +30,7 @@ FAST = {
     "hgnn": {**SMALL_OVERRIDES["hgnn"], "epochs": 2, "max_edges_per_epoch": 512},
     "twotower": {"epochs": 1, "tower_dims": [32, 16]},
     "evaluate": {"bootstrap": 0, "hgnn_w_users_epochs": 1},
-    "tune": {"models": ["ALS", "2T-HGNN"], "trials": 3, "cold_share": None},
+    "tune": {"models": ["ALS", "2T-HGNN"], "trials": 3, "cold_share": "auto"},
 }
 AFTER_EMBED = ("tune", "graph", "train-hgnn", "train-2t", "index", "evaluate")
 

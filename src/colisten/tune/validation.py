@@ -6,7 +6,7 @@ the main split makes them (any interaction with the type before the validation c
 of the target type cannot occur in it naturally (a user cold in the run has no target-type events
 in history at all), so a seeded share of the users it would score as warm are made cold, as the
 real-data recast makes them: their target-type events before the validation cut are dropped
-(`[tune] cold_share`; None = the share of the run's history users who are cold). It is a
+(`[tune] cold_share`; 'auto' = the share of the run's history users who are cold). It is a
 run-shaped folder, RUN/tune/validation/, so every stage and model runs on it unchanged; its
 data/interactions.parquet holds the run's history rows only, so no hold-out event can reach a
 tuned input whatever a stage does.
@@ -114,7 +114,7 @@ def simulate_cold_users(
     """Drop the target-type events before `val_cut` of a seeded share of the users who have
     target-type events before it and streams after it; returns the rows kept and what was done.
 
-    The share is `[tune] cold_share`, or (None) the share of users with history who have no
+    The share is `[tune] cold_share`, or ('auto') the share of users with history who have no
     target-type event in it: the run's own mix of warm and cold users.
     """
     import numpy as np
@@ -123,7 +123,7 @@ def simulate_cold_users(
     is_target = history["item_id"].isin(items.loc[items["item_type"] == target, "item_id"]).to_numpy()
     users = history["user_id"].to_numpy(dtype=object)
     share = settings.tune.cold_share
-    if share is None:
+    if share == "auto":
         n_users = len(np.unique(users))
         share = 1.0 - len(np.unique(users[is_target])) / n_users if n_users else 0.0
     before = history["timestamp"].to_numpy(dtype=np.int64) < val_cut
