@@ -115,10 +115,11 @@ def ann_vs_exact(n_items: int, n_queries: int, efs: list[int], M: int, ef_constr
 
 
 def two_tower(n_users: int, epochs: int, realtime_users: int, k: int, train: bool) -> tuple[list[list], dict]:
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the toy run: tests/toy_run.py
     import pandas as pd
+    from toy_run import write_toy_run
 
     from colisten.twotower.recommender import TwoTowerRecommender, write_recommendations
-    from colisten.twotower.toy_run import write_toy_run
     from colisten.twotower.train import train_stage
 
     rows: list[list] = []
@@ -259,7 +260,7 @@ def main() -> None:
         "centroids; 'random directions' = uniform on the sphere, off the items' manifold (stress case). "
         "Latency = one `AnnIndex.query` / "
         "`exact_top_k` call per query, one thread; recall@10 against exact; speed-up = exact p50 / HNSW p50.",
-        f"two-tower: toy run (`colisten.twotower.toy_run`), {n_users:,} users, {info['events']:,} events, "
+        f"two-tower: toy run (`tests/toy_run.py`), {n_users:,} users, {info['events']:,} events, "
         "384-d text and 128-d HGNN embeddings, paper settings (512-256-128 towers, batch 128, Adam 1e-3). "
         "The export times reading the history, user features, user tower, exact top-k with the consumed "
         "filter and Parquet writing; the baseline runs the real-time path (`recommend_from_history`: history "

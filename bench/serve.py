@@ -58,10 +58,12 @@ def build_run(
     tower_dims: list[int],
 ) -> Path:
     """A complete small run (data, split, content, hgnn, graph, two-tower, index), built once."""
+    sys.path.append(str(HERE.parent / "tests"))  # the toy run is a test fixture: tests/toy_run.py
+    from toy_run import write_toy_run
+
     from colisten.config import Settings
     from colisten.graph.stage import run_graph_stage
-    from colisten.retrieval.indexing import build_run_indexes
-    from colisten.twotower.toy_run import write_toy_run
+    from colisten.retrieval.commands import build_run_indexes
     from colisten.twotower.train import train_stage
 
     if (root / "index" / "index.json").exists():

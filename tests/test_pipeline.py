@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from colisten.cli import app
 from colisten.config import load_settings
-from colisten.pipeline import SMALL_OVERRIDES, STAGES, run_ablations, run_pipeline
+from colisten.evaluate.ablations import run_ablations
+from colisten.pipeline import SMALL_OVERRIDES, STAGES, run_pipeline
 from colisten.world import generate_world
 
 pytestmark = pytest.mark.slow

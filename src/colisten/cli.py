@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from colisten.console import err_console
 from colisten.errors import ColistenError
 
 app = typer.Typer(
@@ -25,9 +25,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-console = Console()
-err_console = Console(stderr=True)
 
 # Order = order in `colisten --help`.
 COMMAND_MODULES = (
@@ -61,13 +58,7 @@ def config_show(
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # stage not built yet
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_all()

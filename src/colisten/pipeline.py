@@ -1,5 +1,5 @@
-"""The whole pipeline in one call: `colisten run` on a user's data, `colisten demo` on the
-synthetic world, and the paper's ablations (`colisten evaluate --ablations`).
+"""The whole pipeline in one call: `colisten run` on a user's data and `colisten demo` on the
+synthetic world (the paper's ablations, `colisten evaluate --ablations`, are in evaluate/ablations.py).
 
 Each stage is the same function its own command calls, so `run` is exactly the stage commands
 in order: validate → split → embed → tune → graph → train-hgnn → train-2t → index → evaluate.
@@ -7,7 +7,6 @@ in order: validate → split → embed → tune → graph → train-hgnn → tra
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 
 import typer
 
-from colisten.config import Settings, deep_merge, load_settings
+from colisten.config import Settings, load_settings
+from colisten.console import console
 from colisten.errors import ColistenError
 from colisten.run import RunDir
 
@@ -44,12 +44,6 @@ SMALL_OVERRIDES: dict[str, Any] = {
 }
 
 STAGES = ("validate", "split", "embed", "tune", "graph", "train-hgnn", "train-2t", "index", "evaluate")
-
-
-def _console():
-    from colisten.cli import console
-
-    return console
 
 
 def stage_validate(rd: RunDir, settings: Settings, data: Path) -> None:
@@ -93,7 +87,7 @@ def stage_two_tower(rd: RunDir, settings: Settings) -> None:
 
 
 def stage_index(rd: RunDir, settings: Settings) -> None:
-    from colisten.retrieval.indexing import build_run_indexes
+    from colisten.retrieval.commands import build_run_indexes
 
     with rd.stage("index") as info:
         report = build_run_indexes(rd, settings, log=lambda *a, **k: None)
@@ -152,91 +146,6 @@ def run_pipeline(
     return timings
 
 
-# --- ablations (PAPER.md Table 1) ------------------------------------------------------------
-def ablation_overrides(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The paper's ablations as config overrides, named as in its Table 1."""
-    from colisten.graph.store import relation_name
-
-    target = settings.data.target_type
-    other = next((t for t in settings.data.established_types if t != target), "podcast")
-    aa, ap, pp = relation_name(target, target), relation_name(target, other), relation_name(other, other)
-    return {
-        "w/o balanced sampler": {"hgnn": {"sampler": "uniform"}},
-        "w/o weak signals": {"twotower": {"use_weak_signals": False}},
-        "w/o p-p edges": {"hgnn": {"relations": [aa, ap]}},
-        "w/o a-a edges": {"hgnn": {"relations": [ap, pp]}},
-        "a-a edges only": {"hgnn": {"relations": [aa]}},
-        "p-p edges only": {"hgnn": {"relations": [pp]}},
-    }
-
-
-def run_ablations(
-    run: Path, settings: Settings, names: list[str] | None = None, log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Retrain HGNN + 2T for each ablation in RUN/ablations/NAME (sharing the run's data, split,
-    content and graph) and evaluate 2T-HGNN there; writes RUN/eval/ablations.json."""
-    from colisten.evaluate.stage import run_evaluate_stage
-    from colisten.io import read_json, write_json_atomic
-
-    rd = RunDir(run)
-    for needed in ("data", "split", "content", "graph"):
-        rd.require(needed, {"data": "validate", "content": "embed"}.get(needed, needed))
-    variants = ablation_overrides(settings)
-    unknown = sorted(set(names or []) - set(variants))
-    if unknown:
-        raise ColistenError(f"unknown ablation(s) {unknown}; choose from {sorted(variants)}")
-    out_path = rd.root / "eval" / "ablations.json"
-    results: dict[str, Any] = read_json(out_path) if out_path.exists() else {}
-    base = settings.model_dump(mode="json")
-    for name in names or list(variants):
-        log(f"ablation: {name}")
-        sub = RunDir(rd.root / "ablations" / _slug(name))
-        sub.root.mkdir(parents=True, exist_ok=True)
-        for shared in ("data", "split", "content", "graph"):
-            link = sub.root / shared
-            if not link.exists():
-                os.symlink(Path("..") / ".." / shared, link, target_is_directory=True)
-        variant = Settings.model_validate(deep_merge(base, variants[name]))
-        sub.init(variant)
-        stage_hgnn(sub, variant)
-        stage_two_tower(sub, variant)
-        metrics = run_evaluate_stage(sub.root, variant, models=["2T-HGNN"])
-        warm = metrics[settings.data.target_type]["warm"]["2T-HGNN"]
-        results[name] = warm
-        write_json_atomic(out_path, results)
-    return results
-
-
-def print_ablations(results: dict[str, Any], console: Any) -> None:
-    """Ablations beside the paper's Table 1 figures (warm users, audiobooks, HR@10)."""
-    from rich.table import Table
-
-    from colisten.evaluate.report import PAPER_ABLATIONS
-
-    table = Table(title="Ablations — warm users, audiobooks")
-    for col in ("variant", "HR@10", "95% CI", "MRR@100", "Coverage@100", "paper HR@10"):
-        table.add_column(col)
-    for name, m in results.items():
-        if "hr@10" not in m:
-            table.add_row(name, m.get("status", "n/a"), "", "", "", "")
-            continue
-        lo, hi = m.get("ci95", {}).get("hr@10", [float("nan")] * 2)
-        paper_hr = PAPER_ABLATIONS.get(name, (None, None))[0]
-        table.add_row(
-            name,
-            f"{m['hr@10']:.3f}",
-            f"[{lo:.3f}, {hi:.3f}]",
-            f"{m['mrr@100']:.3f}",
-            f"{m['coverage@100']:.1%}",
-            "" if paper_hr is None else f"{paper_hr:.3f}",
-        )
-    console.print(table)
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name).strip("-").replace("--", "-")
-
-
 # --- CLI ---------------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
     @app.command("demo")
@@ -253,7 +162,6 @@ def register(app: typer.Typer) -> None:
         HGNN → 2T → index → evaluate, printing the paper-style tables and the report's path."""
         from colisten.world.simulate import generate_world
 
-        console = _console()
         t0 = time.perf_counter()
         settings = _settings(config, SMALL_OVERRIDES if small else DEMO_OVERRIDES)
         world_dir = world_dir or out / "world"
@@ -275,7 +183,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """All stages on your own data: validate → split → embed → graph → train-hgnn → train-2t →
         index → evaluate. Stage commands (`colisten graph --run OUT`, ...) rerun one stage."""
-        console = _console()
         t0 = time.perf_counter()
         run_pipeline(data, out, load_settings(config), log=console.print)
         _finish(out, console, time.perf_counter() - t0)

@@ -6,7 +6,6 @@ import torch
 
 from colisten.config import HGNNConfig
 from colisten.graph.store import CoListeningGraph
-from colisten.hgnn import train_hgnn
 from colisten.hgnn.sampler import HGNNSettingError
 from colisten.hgnn.train import ResumeError, fit_hgnn
 
@@ -158,13 +157,14 @@ def test_extra_user_node_type_for_hgnn_with_users(world, tmp_path):
     np.add.at(user_features, listens["audiobook"][0], features["audiobook"][listens["audiobook"][1]])
     tensors = {t: torch.from_numpy(f) for t, f in {**features, "user": user_features}.items()}
     # the public interface the HGNN-w-users baseline calls: embeddings per node type
-    embeddings = train_hgnn(tripartite, tensors, HGNNConfig(epochs=1, **SMALL), tmp_path, progress=False)
+    result = fit_hgnn(tripartite, tensors, HGNNConfig(epochs=1, **SMALL), tmp_path, progress=False)
+    embeddings = result.embeddings
     assert set(embeddings) == {"audiobook", "podcast", "user"}
     assert embeddings["user"].shape == (n_users, 16)
     assert np.allclose(np.linalg.norm(embeddings["user"], axis=1), 1, atol=1e-5)
     assert (tmp_path / "curve.json").exists()
     with pytest.raises(HGNNSettingError, match="user"):
-        train_hgnn(tripartite, features, HGNNConfig(epochs=1, **SMALL), progress=False)
+        fit_hgnn(tripartite, features, HGNNConfig(epochs=1, **SMALL), progress=False)
 
 
 def _user_edges(listens):

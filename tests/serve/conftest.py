@@ -19,9 +19,10 @@ from colisten.config import Settings
 
 
 def _train_toy_run(root: Path, seed: int) -> Path:
+    from toy_run import write_toy_run
+
     from colisten.graph.stage import run_graph_stage
-    from colisten.retrieval.indexing import build_run_indexes
-    from colisten.twotower.toy_run import write_toy_run
+    from colisten.retrieval.commands import build_run_indexes
     from colisten.twotower.train import train_stage
 
     settings = Settings()

@@ -1,9 +1,9 @@
 """A small structured run, trained once for the whole folder."""
 
 import pytest
+from toy_run import write_toy_run
 
 from colisten.config import Settings
-from colisten.twotower.toy_run import write_toy_run
 from colisten.twotower.train import train_stage
 
 # Smaller towers than the paper's 512-256-128 keep the folder fast; test_twotower_model checks

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from toy_run import write_toy_run
 
 from colisten.io import read_json
-from colisten.twotower.toy_run import write_toy_run
 from colisten.twotower.train import load_model, train_stage
 
 pytestmark = [

@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from toy_run import write_toy_run
 
 from colisten.cli import main
 from colisten.io import read_json
 from colisten.retrieval.exact import RetrievalError
 from colisten.twotower.recommender import RecommendError, TwoTowerRecommender
-from colisten.twotower.toy_run import write_toy_run
 from colisten.twotower.train import train_stage
 
 

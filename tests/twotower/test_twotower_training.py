@@ -5,10 +5,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from toy_run import write_toy_run
 
 from colisten.io import read_json
 from colisten.twotower.features import user_features
-from colisten.twotower.toy_run import write_toy_run
 from colisten.twotower.train import (
     TrainingError,
     load_model,

@@ -166,17 +166,14 @@ class HGNNWithUsers:
     def fit(self, data: EvalData) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if self._fitted is not None and self._fitted[0] == id(data):
             return self._fitted[1], self._fitted[2]
-        try:
-            from colisten.hgnn.train import train_hgnn
-        except ImportError as e:
-            raise NotAvailable("colisten.hgnn.train.train_hgnn (the HGNN trainer) is not installed") from e
+        from colisten.hgnn.train import fit_hgnn
 
         graph, features, has = tripartite_graph(data, self.text_embeddings)
         # Same HGNN settings as the item graph's, on both user-item relations, trained briefly.
         hgnn = self.settings.hgnn.model_copy(
             update={"epochs": self.settings.evaluate.hgnn_w_users_epochs, "relations": None}
         )
-        result = train_hgnn(graph, features, hgnn, self.out_dir, progress=False)
+        result = fit_hgnn(graph, features, hgnn, self.out_dir, progress=False).embeddings
         emb = {t: np.asarray(v, dtype=np.float32) for t, v in result.items()}
         self._fitted = (id(data), emb, has)
         return emb, has

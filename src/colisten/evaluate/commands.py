@@ -61,8 +61,8 @@ def evaluate_command(
         cfg.k_list,
     )
     if ablations:
+        from colisten.evaluate.ablations import print_ablations, run_ablations
         from colisten.evaluate.report import write_report
-        from colisten.pipeline import print_ablations, run_ablations
 
         subset = [a.strip() for a in only.split(",") if a.strip()] if only else None
         results = run_ablations(run, settings, subset, log=console.print)

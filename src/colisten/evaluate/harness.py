@@ -429,10 +429,8 @@ def build_models(
 def two_tower_model(run: Path, name: str, settings: Settings | None = None) -> RankingModel:
     """2T-HGNN = the run's twotower/ model. 2T = the same model without HGNN embeddings
     (use_hgnn = false), trained on first use into RUN/baselines/2T (see `two_tower_baseline`)."""
-    try:
-        from colisten.twotower.recommender import TwoTowerRecommender
-    except ImportError:
-        return _Missing(name, "colisten.twotower.recommender.TwoTowerRecommender is not installed")
+    from colisten.twotower.recommender import TwoTowerRecommender
+
     if name == "2T-HGNN":
         if not (run / "twotower" / "best.pt").exists():
             return _Missing(

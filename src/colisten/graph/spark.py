@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from colisten.config import GraphConfig
 from colisten.errors import ColistenError
-from colisten.graph.build import SECONDS_PER_DAY, association_keep, association_sql, type_of
+from colisten.graph.sql import SECONDS_PER_DAY, association_keep, association_sql, type_of
 from colisten.io import write_text_atomic
 
 if TYPE_CHECKING:

@@ -1,21 +1,20 @@
 """HGNN stage: balanced multi-link sampler, neighbour sampler, heterogeneous GraphSAGE, training.
 
-`train_hgnn(graph, features, settings, out_dir)` is the public entry point; torch is imported
-only when it is first used, so `colisten --help` stays fast.
+`fit_hgnn(graph, features, settings, out_dir)` is the public entry point (`.embeddings` holds each
+node type's vectors); torch is imported only when it is first used, so `colisten --help` stays fast.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BalancedEdgeSampler", "HeteroGraphSAGE", "NeighborSampler", "fit_hgnn", "train_hgnn"]
+__all__ = ["BalancedEdgeSampler", "HeteroGraphSAGE", "NeighborSampler", "fit_hgnn"]
 
 _WHERE = {
     "BalancedEdgeSampler": "colisten.hgnn.sampler",
     "NeighborSampler": "colisten.hgnn.neighbors",
     "HeteroGraphSAGE": "colisten.hgnn.model",
     "fit_hgnn": "colisten.hgnn.train",
-    "train_hgnn": "colisten.hgnn.train",
 }
 
 

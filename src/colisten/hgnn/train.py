@@ -7,7 +7,7 @@ per epoch; edge weights (co-counts) are ignored, as the paper's graph is unweigh
 embeddings use the best model over the graph with all edges, validation edges included.
 
 Generic over node types and relations: the item graph of the pipeline, or a graph with a `user`
-node type for the HGNN-w-users baseline, go through the same `train_hgnn`.
+node type for the HGNN-w-users baseline, go through the same `fit_hgnn`.
 """
 
 from __future__ import annotations
@@ -156,23 +156,6 @@ class HGNNResult:
     best_epoch: int
     best_metric: float
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def train_hgnn(
-    graph: CoListeningGraph,
-    features: dict[str, np.ndarray | torch.Tensor],
-    settings: HGNNConfig,
-    out_dir: str | Path | None = None,
-    resume: bool = False,
-    device: str | None = None,
-    progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """Train on any heterogeneous graph and return each node type's embeddings (float32, unit rows).
-
-    The small interface other stages use (e.g. HGNN-w-users with a `user` node type); `fit_hgnn`
-    takes the same arguments and also returns the curve and the model.
-    """
-    return fit_hgnn(graph, features, settings, out_dir, resume, device, progress).embeddings
 
 
 def fit_hgnn(

@@ -1,17 +1,19 @@
-"""Stage `index`: one Voyager index per item type over the run's item vectors, checked against exact."""
+"""Stage `index`'s work: one Voyager index per item type over given item vectors, checked against exact
+search; `retrieval.commands.build_run_indexes` hands it the run's two-tower vectors."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from colisten.config import Settings
+from colisten.config import RetrievalConfig
 from colisten.io import write_json_atomic
 from colisten.retrieval.ann import AnnIndex
 from colisten.retrieval.exact import exact_top_k
-from colisten.run import RunDir
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -33,27 +35,30 @@ def latency_ms(index: AnnIndex, queries: np.ndarray, k: int, n: int = 200) -> di
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
-def build_run_indexes(run: RunDir, settings: Settings, log=print) -> dict[str, Any]:
-    """Build RUN/index/TYPE.voy for each item type and write RUN/index/index.json.
-
-    Recall@10 is measured with real queries: the two-tower vectors of up to
-    `retrieval.recall_queries` users of the run, drawn with `retrieval.seed`.
-    """
-    from colisten.twotower.recommender import TwoTowerRecommender
-
-    cfg = settings.retrieval
-    out_dir = run.stage_dir("index")
-    rec = TwoTowerRecommender.load(run, settings)
-    users = rec.known_users()
+def recall_query_users(users: np.ndarray, cfg: RetrievalConfig) -> np.ndarray:
+    """The users whose vectors measure recall: up to `recall_queries` of `users`, drawn with
+    `seed`, in their given order."""
     sample = np.random.default_rng(cfg.seed).permutation(len(users))[: cfg.recall_queries]
-    queries = rec.user_vectors(users[np.sort(sample)])
+    return users[np.sort(sample)]
+
+
+def build_indexes(
+    out_dir: Path,
+    queries: np.ndarray,
+    item_vectors: Mapping[str, np.ndarray],
+    cfg: RetrievalConfig,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Build OUT_DIR/TYPE.voy over each type's item vectors (float32 [n_type, d], type-index
+    order) and write OUT_DIR/index.json: recall@10 against exact search for the query vectors
+    (float32 [n, d]; the stage passes real users', see `recall_query_users`) and single-query
+    latency. The vectors come from the caller (the `index` stage: the two-tower model's)."""
     report: dict[str, Any] = {"ann": cfg.ann, "n_queries": len(queries), "types": {}}
     if not cfg.ann:
         log("retrieval.ann is off: no index built, every query is answered exactly")
         write_json_atomic(out_dir / "index.json", report)
         return report
-    for item_type in rec.item_types:
-        _, vectors = rec.item_vectors(item_type)
+    for item_type, vectors in item_vectors.items():
         t0 = time.perf_counter()
         index = AnnIndex.build(
             vectors, M=cfg.ann_m, ef_construction=cfg.ann_ef_construction, ef=cfg.ann_ef, seed=cfg.seed

@@ -86,9 +86,7 @@ def tune_models(
         candidates = trial_overrides(model, vsettings, cfg.trials, cfg.seed)
         for i, overrides in enumerate(candidates):
             trial_dir = run.root / "tune" / "trials" / _slug(model) / str(i)
-            result = _run_trial(
-                model, overrides, trial_dir, val, vsettings, data, run.root, item_type, vkey
-            )
+            result = _run_trial(model, overrides, trial_dir, val, vsettings, data, run.root, item_type, vkey)
             trials.append(result)
             score = result["metrics"].get(cfg.segment, {}).get(metric)
             shown = "n/a" if score is None else f"{score:.4f}"

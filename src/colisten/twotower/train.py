@@ -384,9 +384,7 @@ def _in_batches(model, encode, n: int, batch: int) -> np.ndarray:
 def select_rows(users: UserFeatures, rows: np.ndarray) -> UserFeatures:
     """The UserFeatures of rows `rows` (history CSR included)."""
     history = csr_rows(users.history, rows) if users.history is not None else None
-    return UserFeatures(
-        users.user_ids[rows], users.dense[rows], users.categorical[rows], history=history
-    )
+    return UserFeatures(users.user_ids[rows], users.dense[rows], users.categorical[rows], history=history)
 
 
 def validation_metrics(model, data: TrainingData, cfg: TwoTowerConfig, device: str = "cpu") -> dict[str, Any]:

@@ -42,7 +42,7 @@ def world(
         raise typer.BadParameter("give --out DIR (or use `colisten world stats DIR`)", param_hint="--out")
     from rich.progress import Progress
 
-    from colisten.cli import console
+    from colisten.console import console
     from colisten.world.simulate import Behaviour, generate_world
 
     with Progress(console=console, transient=True) as bar:
@@ -89,7 +89,7 @@ def _print_stats(world_dir: Path, seed: int = 0, as_json: bool = False) -> None:
 
     from rich.table import Table
 
-    from colisten.cli import console
+    from colisten.console import console
     from colisten.world.stats import stats_rows, world_stats
 
     with console.status("computing world statistics"):

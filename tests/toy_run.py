@@ -1,6 +1,7 @@
 """A small, structured run directory written straight to the artifact contract.
 
-Lets the two-tower stage be tested and benchmarked without the earlier stages: users have
+A test fixture (tests/ is on pytest's `pythonpath`; bench/ adds it to sys.path). Lets the
+two-tower stage be tested and benchmarked without the earlier stages: users have
 latent topics, items belong to topics, text/HGNN embeddings sit near their topic's centroid,
 weak signals are often followed by a stream, and some users only start audiobooks in the
 hold-out (cold start). A model that learns something real beats an untrained one here.
