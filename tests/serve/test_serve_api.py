@@ -179,6 +179,7 @@ def test_explanations_come_from_the_users_history(client, toy_bundle):
             "ISO",
         ),
         ("post", "/v1/recommendations", {"k": 3, "colour": "red"}, 422, "colour"),
+        ("post", "/v1/recommendations", {"taste_vector": [1e300]}, 422, "taste_vector"),
         ("get", "/v1/items/nothing/similar", None, 404, "unknown item 'nothing'"),
         ("get", "/v1/items/a00001/similar?type=movie", None, 422, "unknown item type"),
     ],

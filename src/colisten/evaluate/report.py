@@ -64,7 +64,8 @@ PAPER_REFERENCE: list[tuple[str, str, str, dict[str, tuple[float, float, float]]
 ]
 
 # Paper ablations (warm audiobook users): name in RUN/eval/ablations.json -> (HR@10, Coverage or
-# None). Names are colisten.pipeline.ablation_overrides'; the full model's row is the run's 2T-HGNN.
+# None). Names are colisten.evaluate.ablations.ablation_overrides'; the full model's row is the
+# run's 2T-HGNN.
 PAPER_FULL = (0.353, 0.223)
 PAPER_ABLATIONS: dict[str, tuple[float, float | None]] = {
     "w/o balanced sampler": (0.332, None),
@@ -146,34 +147,62 @@ def print_paper_tables(
     k_hit: int = 10,
     k_list: int = 100,
 ) -> None:
-    """Print the paper-style tables (ours beside the paper's numbers) with rich."""
-    from rich.markup import escape
-    from rich.table import Table
+    """Print the paper-style tables (ours beside the paper's numbers) with rich.
 
-    keys = (f"hr@{k_hit}", f"mrr@{k_list}", f"coverage@{k_list}")
+    Every number is shown whatever the console's width (80 columns when stdout is not a terminal):
+    a table wider than the console drops the paper's columns (report.html has them beside ours),
+    and a cell that still does not fit folds onto a second line instead of being cut to "0.2…".
+    """
+    from rich.markup import escape
+
+    narrowed = False
     for t in paper_tables(metrics, target_type, established_type):
-        table = Table(title=t.title, title_justify="left")
-        table.add_column("model", no_wrap=True)
-        for label in (f"HR@{k_hit}", f"MRR@{k_list}", f"Cov@{k_list}"):
-            table.add_column(label, justify="right")
-            table.add_column("paper", justify="right", style="dim")
-        table.add_column("users", justify="right")
-        for name, ours, paper in t.rows:
-            cells = [name]
-            for j, key in enumerate(keys):
-                pct = j == 2
-                if _served(ours):
-                    cells.append(_fmt(ours[key], pct))
-                else:
-                    cells.append("[dim]n/a[/]" if ours is not None else "—")
-                cells.append(_fmt(paper[j], pct) if paper else "—")
-            cells.append(str(ours.get("users", "")) if _served(ours) else "")
-            table.add_row(*cells)
+        table = _rich_paper_table(t, k_hit, k_list, with_paper=True)
+        if _natural_width(console, table) > console.width:
+            table, narrowed = _rich_paper_table(t, k_hit, k_list, with_paper=False), True
         console.print(table)
         reasons = {n: o["reason"] for n, o, _ in t.rows if o is not None and not _served(o)}
         for n, r in reasons.items():
             console.print(f"  [dim]n/a {escape(n)}: {escape(r)}[/]", highlight=False)
+    if narrowed:
+        console.print(
+            f"[dim]the paper's figures beside ours: RUN/eval/report.html "
+            f"(or a terminal wider than {console.width} columns)[/]"
+        )
     console.print("[dim]95% confidence intervals and the other metrics: RUN/eval/report.html[/]")
+
+
+def _rich_paper_table(t: PaperTable, k_hit: int, k_list: int, *, with_paper: bool) -> Any:
+    from rich.table import Table
+
+    keys = (f"hr@{k_hit}", f"mrr@{k_list}", f"coverage@{k_list}")
+    table = Table(title=t.title, title_justify="left")
+    table.add_column("model", overflow="fold")
+    for label in (f"HR@{k_hit}", f"MRR@{k_list}", f"Cov@{k_list}"):
+        table.add_column(label, justify="right", overflow="fold")
+        if with_paper:
+            table.add_column("paper", justify="right", style="dim", overflow="fold")
+    table.add_column("users", justify="right", overflow="fold")
+    for name, ours, paper in t.rows:
+        cells = [name]
+        for j, key in enumerate(keys):
+            pct = j == 2
+            if _served(ours):
+                cells.append(_fmt(ours[key], pct))
+            else:
+                cells.append("[dim]n/a[/]" if ours is not None else "—")
+            if with_paper:
+                cells.append(_fmt(paper[j], pct) if paper else "—")
+        cells.append(str(ours.get("users", "")) if _served(ours) else "")
+        table.add_row(*cells)
+    return table
+
+
+def _natural_width(console: Any, renderable: Any) -> int:
+    """The width `renderable` takes when nothing in it is wrapped or cut."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update(width=10_000), renderable).maximum
 
 
 # --- charts ------------------------------------------------------------------------------------

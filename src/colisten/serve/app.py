@@ -3,29 +3,41 @@
 `create_app(run_dir, settings)` loads the run's model bundle, then serves it. Every request reads
 the current bundle once (`state.bundle`) and answers from it alone, which is what makes
 `POST /admin/reload` safe under load. Errors a client can fix get a 4xx JSON body with a readable
-`detail`; anything else is logged and answered with a bare 500, never a stack trace.
+`detail` (422s add `errors`, one entry per problem: schemas.InvalidRequest); anything else is
+logged and answered with a bare 500, never a stack trace.
+
+/openapi.json is the contract, checked by schemathesis in tests/serve/test_openapi_contract.py:
+every status code a route answers is documented with its body, and the inputs are typed so that
+the schema accepts exactly what the server does (JSON bodies are validated strictly: no unknown
+fields, no coercion). The served item types are an enum taken from the run the app starts with; a
+reload to a run with other item types is refused (restart to change the API). With
+serve.admin_token, /admin/* declare a bearer security scheme and answer 401; without, 403 for
+clients that are not on loopback.
 """
 
-import datetime as dt
 import ipaddress
 import logging
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import numpy as np
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from colisten import __version__
 from colisten.config import ServeConfig, Settings
 from colisten.errors import ColistenError
 from colisten.run import RunDir
 from colisten.serve import schemas
+from colisten.serve.errors import ServeError
 from colisten.serve.explain import explanation_source
 from colisten.serve.metrics import MetricsMiddleware, ServeMetrics
 from colisten.serve.state import (
@@ -63,13 +75,22 @@ def create_app(
     """
     serve_settings = serve_settings or (settings or RunDir(run_dir).settings()).serve
     max_k = serve_settings.max_k
+    first = bundle if bundle is not None else load_bundle(Path(run_dir), settings)
+    # The item types are part of the API (an enum in /openapi.json) for the app's lifetime.
+    served_types = list(first.item_types)
 
     def loader(run: Path) -> ModelBundle:
-        return load_bundle(run, settings)
+        new = load_bundle(run, settings)
+        if set(new.item_types) != set(served_types):
+            raise ServeError(
+                f"{run} serves item types {', '.join(new.item_types)}, but this server's API "
+                f"(/openapi.json) serves {', '.join(served_types)}: restart `colisten serve` to change them"
+            )
+        return new
 
     metrics = ServeMetrics()
     state = ModelState(
-        bundle if bundle is not None else loader(Path(run_dir)),
+        first,
         loader,
         on_swap=lambda b: metrics.set_model(b.version, str(b.run), b.load_seconds),
         on_reload=lambda outcome: metrics.reloads.labels(outcome).inc(),
@@ -79,7 +100,9 @@ def create_app(
         title="colisten",
         version=__version__,
         description="2T-HGNN recommendations served in real time: the user tower runs on every request, "
-        "so new and cold-start users work. Explorer page at `/`.",
+        'so new and cold-start users work. Explorer page at `/`. Errors answer `{"detail": ...}`; '
+        "422s add `errors`, one entry per problem.",
+        responses={500: {"model": schemas.Error, "description": "Internal error (logged on the server)."}},
     )
     app.state.model = state
     app.state.metrics = metrics
@@ -87,17 +110,45 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
 
+    # A Literal, not an Enum: the JSON bodies are validated strictly (schemas._Body), and a strict
+    # Enum refuses the plain strings that JSON carries.
+    ItemTypeName = Literal.__getitem__(tuple(served_types))
     ItemType = Annotated[
-        str | None, Query(description="Item type (default: the run's target type, e.g. audiobook).")
+        ItemTypeName | None,
+        Query(description=f"Item type (default: the run's target type, {first.target_type})."),
     ]
     K = Annotated[int, Query(ge=1, le=max_k, description=f"How many items (1..{max_k}).")]
+    AdHocUser = create_model(
+        "AdHocUser",
+        __base__=schemas.AdHocUser,
+        __doc__=schemas.AdHocUser.__doc__,
+        type=(
+            ItemTypeName | None,
+            Field(
+                None,
+                description=f"Item type to recommend (default: the run's target type, {first.target_type}).",
+            ),
+        ),
+        k=(
+            Annotated[int, Field(ge=1), schemas.Integral],
+            Field(10, description=f"How many items (1..{max_k}).", json_schema_extra={"maximum": max_k}),
+        ),
+        history=(
+            list[schemas.HistoryEvent],
+            Field(
+                default_factory=list,
+                description="Recent interactions (any order).",
+                json_schema_extra={"maxItems": serve_settings.max_history_events},
+            ),
+        ),
+    )
 
     # --- pages and operations ----------------------------------------------------------------
     @app.get("/", include_in_schema=False)
     def explorer() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], response_model=schemas.Health)
     async def healthz() -> dict[str, Any]:
         """Liveness and the model being served."""
         b = state.bundle
@@ -108,22 +159,63 @@ def create_app(
             "reload": state.status.as_dict(),
         }
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics."}
+        },
+    )
     def prometheus_metrics() -> Response:
         """Prometheus text format: request counts and latency by route, model version, reloads."""
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    def require_admin(request: Request) -> None:
-        if serve_settings.admin_token:
-            given = request.headers.get("authorization", "")
-            if not secrets.compare_digest(given.encode(), f"Bearer {serve_settings.admin_token}".encode()):
-                raise HTTPException(401, "admin endpoints need 'Authorization: Bearer <serve.admin_token>'")
-        elif not _is_loopback(request.client.host if request.client else None):
-            raise HTTPException(
-                403, "admin endpoints answer only loopback clients unless serve.admin_token is set"
-            )
+    # /admin/*: with serve.admin_token a bearer token (declared as the routes' security scheme),
+    # else loopback clients only; each documents the one refusal it can answer.
+    admin_token = serve_settings.admin_token
+    if admin_token:
+        bearer = HTTPBearer(auto_error=False, scheme_name="adminToken", description="serve.admin_token")
+        admin_errors = {401: _ADMIN_ERRORS[401]}
+        Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
-    @app.post("/admin/reload", tags=["operations"], dependencies=[Depends(require_admin)], status_code=202)
+        def require_admin(credentials: Credentials) -> None:
+            given = credentials.credentials if credentials is not None else ""
+            if not secrets.compare_digest(given.encode(), admin_token.encode()):
+                raise HTTPException(
+                    401,
+                    "admin endpoints need 'Authorization: Bearer <serve.admin_token>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+
+    else:
+        admin_errors = {403: _ADMIN_ERRORS[403]}
+
+        def require_admin(request: Request) -> None:
+            if not _is_loopback(request.client.host if request.client else None):
+                raise HTTPException(
+                    403, "admin endpoints answer only loopback clients unless serve.admin_token is set"
+                )
+
+    @app.post(
+        "/admin/reload",
+        tags=["operations"],
+        dependencies=[Depends(require_admin)],
+        status_code=202,
+        response_model=schemas.ReloadStatus,
+        responses={
+            200: {"model": schemas.ReloadStatus, "description": "With `wait=true`: the new model serves."},
+            202: {"description": "The reload started; GET /admin/reload says how it went."},
+            **_UNPARSABLE_BODY,
+            **admin_errors,
+            409: {"model": schemas.Error, "description": "A reload is already in progress."},
+            422: {
+                "model": schemas.InvalidRequest,
+                "description": "No such run directory, or (`wait=true`) the run cannot be served; "
+                "the old model keeps serving.",
+            },
+        },
+    )
     async def reload(
         body: Annotated[ReloadRequest | None, Body()] = None,
         wait: Annotated[bool, Query(description="Answer only when the new model serves.")] = False,
@@ -132,7 +224,7 @@ def create_app(
         it in atomically; requests in flight finish on the old model. 409 if a reload is running."""
         run = body.run if body and body.run else None
         if run is not None and not Path(run).is_dir():
-            raise HTTPException(422, f"run directory not found: {run}")
+            raise _invalid(["body", "run"], f"run directory not found: {run}")
         try:
             if not wait:
                 state.reload_in_background(run)
@@ -141,13 +233,19 @@ def create_app(
         except ReloadInProgress as e:
             raise HTTPException(409, str(e)) from e
         except ColistenError as e:
-            raise HTTPException(422, f"reload failed, still serving {state.bundle.version}: {e}") from e
+            raise ServeError(f"reload failed, still serving {state.bundle.version}: {e}") from e
         except Exception as e:
             log.exception("reload failed")
             raise HTTPException(500, f"reload failed, still serving {state.bundle.version}") from e
         return JSONResponse(state.status.as_dict(), status_code=200)
 
-    @app.get("/admin/reload", tags=["operations"], dependencies=[Depends(require_admin)])
+    @app.get(
+        "/admin/reload",
+        tags=["operations"],
+        dependencies=[Depends(require_admin)],
+        response_model=schemas.ReloadStatus,
+        responses=admin_errors,
+    )
     def reload_status() -> dict[str, Any]:
         """State of the last reload (idle, loading, swapped, failed)."""
         return state.status.as_dict()
@@ -157,6 +255,7 @@ def create_app(
         "/v1/users/{user_id:path}/recommendations",
         tags=["recommendations"],
         response_model=schemas.Recommendations,
+        responses={**_UNKNOWN_USER, **_INVALID},
     )
     async def user_recommendations(
         user_id: str,
@@ -174,8 +273,13 @@ def create_app(
         rec = b.recommend(query, item_type, k, exclude_consumed=exclude_consumed, with_reasons=explain)
         return JSONResponse(_recommendations(b, user_id, item_type, k, query, rec))
 
-    @app.post("/v1/recommendations", tags=["recommendations"], response_model=schemas.Recommendations)
-    async def adhoc_recommendations(user: schemas.AdHocUser) -> JSONResponse:
+    @app.post(
+        "/v1/recommendations",
+        tags=["recommendations"],
+        response_model=schemas.Recommendations,
+        responses={**_UNPARSABLE_BODY, **_INVALID},
+    )
+    async def adhoc_recommendations(user: AdHocUser) -> JSONResponse:
         """Top-k items for a user given by their history (new or cold-start users): unknown item ids
         are ignored and listed in the response."""
         b = state.bundle
@@ -192,7 +296,15 @@ def create_app(
         out["ignored_item_ids"], out["ignored_events"] = unknown, ignored_events
         return JSONResponse(out)
 
-    @app.get("/v1/items/{item_id:path}/similar", tags=["items"], response_model=schemas.SimilarItems)
+    @app.get(
+        "/v1/items/{item_id:path}/similar",
+        tags=["items"],
+        response_model=schemas.SimilarItems,
+        responses={
+            404: {"model": schemas.Error, "description": "Unknown item (not in the served catalogue)."},
+            **_INVALID,
+        },
+    )
     def similar_items(item_id: str, type: ItemType = None, k: K = 10) -> schemas.SimilarItems:
         """Nearest items by HGNN embedding (cosine); `type` defaults to the item's own type."""
         b = state.bundle
@@ -228,7 +340,7 @@ def create_app(
             max_k=max_k,
         )
 
-    @app.get("/v1/users", tags=["explorer"], response_model=schemas.UserSearch)
+    @app.get("/v1/users", tags=["explorer"], response_model=schemas.UserSearch, responses=_INVALID)
     async def search_users(
         q: Annotated[str, Query(max_length=200, description="User id prefix.")] = "",
         limit: Annotated[int, Query(ge=1, le=1000)] = 20,
@@ -237,7 +349,12 @@ def create_app(
         users, total = state.bundle.users.search(q, limit)
         return schemas.UserSearch(users=users, total=total)
 
-    @app.get("/v1/random-user", tags=["explorer"])
+    @app.get(
+        "/v1/random-user",
+        tags=["explorer"],
+        response_model=schemas.RandomUser,
+        responses={404: {"model": schemas.Error, "description": "No user of the served run has a history."}},
+    )
     async def random_user() -> dict[str, str]:
         """A known user with a stored history, drawn at random."""
         users = state.bundle.users
@@ -246,7 +363,12 @@ def create_app(
             raise HTTPException(404, "no user of the served run has a stored history")
         return {"user_id": str(users.user_ids[np.random.default_rng().choice(with_history)])}
 
-    @app.get("/v1/users/{user_id:path}", tags=["explorer"], response_model=schemas.User)
+    @app.get(
+        "/v1/users/{user_id:path}",
+        tags=["explorer"],
+        response_model=schemas.User,
+        responses={**_UNKNOWN_USER, **_INVALID},
+    )
     def user_profile(
         user_id: str, limit: Annotated[int, Query(ge=1, le=1000, description="Events shown per type.")] = 50
     ) -> schemas.User:
@@ -272,6 +394,28 @@ def create_app(
         return schemas.User(user_id=user_id, age=q.age, country=q.country, history=groups)
 
     return app
+
+
+# --- documented error answers (every route also documents the app-wide 500) ------------------------
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": schemas.InvalidRequest,
+        "description": "Invalid request: `detail` says what and where, `errors` lists each problem.",
+    }
+}
+_UNPARSABLE_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Error, "description": "The body cannot be read as JSON text (e.g. not UTF-8)."}
+}
+_UNKNOWN_USER: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": schemas.Error,
+        "description": "Unknown user (not in the served run); POST /v1/recommendations serves new users.",
+    }
+}
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.Error, "description": "No bearer token, or not serve.admin_token."},
+    403: {"model": schemas.Error, "description": "No serve.admin_token: loopback clients only."},
+}
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -326,7 +470,7 @@ def _adhoc_query(b: ModelBundle, user: schemas.AdHocUser) -> tuple[UserQuery, li
             ignored_events[h.event] = None
         items.append(g)
         events.append(h.event)
-        stamps.append(position if h.timestamp is None else _epoch_seconds(h.timestamp, position))
+        stamps.append(position if h.timestamp is None else int(h.timestamp))  # epoch seconds
     query = b.adhoc_query(
         np.asarray(items, dtype=np.int64),
         events,
@@ -336,24 +480,6 @@ def _adhoc_query(b: ModelBundle, user: schemas.AdHocUser) -> tuple[UserQuery, li
         user.taste_vector,
     )
     return query, list(unknown), list(ignored_events)
-
-
-def _epoch_seconds(value: int | float | str, position: int) -> int:
-    if isinstance(value, (int, float)):
-        return int(value)
-    try:
-        return int(float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise _invalid(
-            ["body", "history", str(position), "timestamp"], f"not epoch seconds or ISO-8601: {value!r}"
-        ) from e
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp())
 
 
 def _recommendations(
@@ -399,25 +525,59 @@ def _is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
+def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None, **kw: Any) -> JSONResponse:
+    """An error answer: schemas.Error, or schemas.InvalidRequest for a 422."""
+    body: dict[str, Any] = {"detail": detail}
+    if status == 422:
+        body["errors"] = errors or []
+    return JSONResponse(body, status_code=status, **kw)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (the `Allow` of a 405)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route_methods
+    return sorted(methods)
+
+
+def _error_message(request: Request, error: Any) -> str:
+    """pydantic's message of one validation error, with the served item types named for `type`."""
+    loc = error.get("loc", ())
+    if loc and loc[-1] == "type" and error.get("type") == "literal_error":
+        served = request.app.state.model.bundle.item_types
+        return f"unknown item type {error.get('input')!r}; this model serves: {', '.join(served)}"
+    return str(error.get("msg", ""))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error(exc.status_code, str(exc.detail), headers=headers or None)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
                 "loc": [str(p) for p in e.get("loc", ())],
-                "msg": str(e.get("msg", "")),
+                "msg": _error_message(request, e),
                 "type": e.get("type", ""),
             }
             for e in exc.errors()
         ]
         detail = "; ".join(f"{' -> '.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors)
-        return JSONResponse({"detail": detail or "invalid request", "errors": errors}, status_code=422)
+        return _error(422, detail or "invalid request", errors)
 
     @app.exception_handler(ColistenError)
     async def user_error(request: Request, exc: ColistenError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return _error(422, str(exc))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": "internal server error (logged on the server)"}, status_code=500)
+        return _error(500, "internal server error (logged on the server)")
