@@ -95,7 +95,14 @@ class RunDir:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:
-        """Time a stage; the yielded dict is stored with the timing in the manifest."""
+        """Time a stage; the yielded dict is stored with the timing in the manifest.
+
+        A stage being rerun is not done until it ends: its previous record is dropped first, so a
+        killed rerun, which may have replaced some of its files, is not taken for a finished one."""
+        m = self.manifest()
+        if name in m.get("stages", {}):
+            del m["stages"][name]
+            self.write_manifest(m)
         info: dict[str, Any] = {}
         t0 = time.perf_counter()
         yield info

@@ -615,6 +615,10 @@ def train_stage(
         f"({time.perf_counter() - t0:.1f}s to build features)"
     )
     out_dir = run.stage_dir("twotower")
+    # training replaces best.pt epoch by epoch: until it ends, no features.json / item_vectors.npy
+    # of an earlier training may claim to belong to it (a killed rerun leaves the stage incomplete)
+    for stale in ("features.json", "item_vectors.npy"):
+        (out_dir / stale).unlink(missing_ok=True)
     summary = train_two_tower(data, cfg, out_dir, resume=resume, progress=progress, log=log)
     meta = {
         **data.space.to_json(),
