@@ -18,7 +18,7 @@ Layers, bottom to top; a module may import its own layer and the ones below:
      blocks
   3  twotower
   4  evaluation   evaluate, tune
-  5  serving      serve
+  5  serving      serve, abtest (the simulated A/B test: world, evaluate and twotower below)
   6  commands     every `colisten.<package>.commands` (the typer wiring of one package's stages)
   7  top          pipeline, cli, __main__
 
@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("hgnn", "retrieval"),
     ("twotower",),
     ("evaluate", "tune"),
-    ("serve",),
+    ("serve", "abtest"),
     ("commands",),
     ("pipeline", "cli", "__main__"),
 ]

@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "colisten.retrieval.commands",
     "colisten.evaluate.commands",
     "colisten.serve.commands",
+    "colisten.abtest.commands",
 )
 
 

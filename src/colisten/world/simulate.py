@@ -33,6 +33,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclasses_fields
 from pathlib import Path
 
 import numpy as np
@@ -483,73 +484,21 @@ def _simulate_chunk(
 
     # --- audiobooks: adopters start new titles (each once) at their own rate
     ab = cat.types["audiobook"]
-    active_from = np.clip(adoption_day, 0.0, float(days))
-    active_len = days - active_from
-    n_books = rng.poisson(book_rate * active_len)
-    bk_user = np.repeat(np.arange(n), n_books)
-    bk_day = active_from[bk_user] + rng.random(bk_user.size) * active_len[bk_user]
-    adopting = np.flatnonzero((adoption_day >= 0) & (adoption_day < days))  # first title on that day
-    bk_user = np.concatenate([adopting, bk_user])
-    bk_day = np.concatenate([adoption_day[adopting], bk_day])
-    bk_item = chooser.draw("audiobook", bk_user, day=bk_day)
-    ok = bk_item >= 0
-    bk_user, bk_item, bk_day = bk_user[ok], bk_item[ok], bk_day[ok]
+    bk_user, bk_item, bk_day = book_starts(chooser, rng, book_rate, adoption_day, 0.0, float(days))
     order = np.lexsort((bk_day, bk_user * ab.n + bk_item))
     bk_key = (bk_user * ab.n + bk_item)[order]
     first = run_starts(bk_key)
     bk_key, bk_day = bk_key[first], bk_day[order][first]  # keys sorted, earliest start per title
 
     # --- weak signals on audiobooks, from the same affinity; adopters start sending them early
-    lead = np.where(rng.random(n) < b.signal_lead_share, b.signal_lead_days, 0.0)
-    sig_from = np.where(adopter, np.clip(adoption_day - lead, 0.0, float(days)), 0.0)
-    n_signals = rng.poisson(browse_rate * (days - sig_from))
-    sg_user = np.repeat(np.arange(n), n_signals)
-    sg_day = sig_from[sg_user] + rng.random(sg_user.size) * (days - sig_from[sg_user])
-    sg_item = chooser.draw("audiobook", sg_user, day=sg_day)
-    ok = sg_item >= 0
-    sg_user, sg_item, sg_day = sg_user[ok], sg_item[ok], sg_day[ok]
-    mix = np.asarray(b.signal_mix) / np.sum(b.signal_mix)
-    sg_type = rng.choice(3, size=sg_user.size, p=mix)
-    for j, name in enumerate(WEAK_AUDIOBOOK_EVENTS):
-        m = sg_type == j
-        seconds = rng.uniform(5.0, 30.0, int(m.sum())) if name == "preview" else np.nan
-        parts.append((sg_user[m], ab.offset + sg_item[m], EVENTS.index(name), sg_day[m], seconds))
-        # the signal raises the odds of a later start of that title (first signal of this type)
-        key = sg_user[m] * ab.n + sg_item[m]
-        order = np.lexsort((sg_day[m], key))
-        key_sorted = key[order]
-        lead = run_starts(key_sorted)
-        s_key, s_day = key_sorted[lead], sg_day[m][order][lead]
-        bk_key, bk_day = _boost(
-            s_key,
-            s_day,
-            bk_key,
-            bk_day,
-            b.signal_odds_lift[j],
-            chooser,
-            book_rate,
-            adoption_day,
-            days,
-            b,
-            rng,
-        )
+    sig_from = signal_start(rng, adopter, adoption_day, float(days), b)
+    sg_user, sg_item, sg_day = signal_draws(chooser, rng, browse_rate, sig_from, 0.0, float(days))
+    bk_key, bk_day = weak_signals(
+        chooser, rng, sg_user, sg_item, sg_day, bk_key, bk_day, book_rate, adoption_day, days, b, parts
+    )
 
     # --- sessions of each started title
-    bk_user, bk_item = bk_key // ab.n, bk_key % ab.n
-    # appealing titles get finished (more sessions); the long tail is often dropped after one
-    n_sess = np.minimum(1 + rng.poisson(extra_sessions[bk_user] * ab.completion[bk_item]), b.max_sessions)
-    s_book = np.repeat(np.arange(bk_key.size), n_sess)
-    gaps = rng.exponential(b.session_gap_days, s_book.size)
-    starts = np.cumsum(n_sess) - n_sess
-    gaps[starts] = 0.0
-    csum = np.cumsum(gaps)
-    s_day = bk_day[s_book] + csum - csum[starts[s_book]]
-    ok = s_day < days
-    s_book, s_day = s_book[ok], s_day[ok]
-    s_seconds = np.clip(
-        session_s[bk_user[s_book]] * np.exp(rng.normal(0.0, 0.5, s_book.size)), 60.0, 6 * 3600.0
-    )
-    parts.append((bk_user[s_book], ab.offset + bk_item[s_book], 0, s_day, s_seconds))
+    parts.append(title_sessions(rng, ab, bk_key, bk_day, extra_sessions, session_s, days, b))
 
     ev = _concat_parts(parts)
     user_arrays = {
@@ -615,6 +564,260 @@ class _Chooser:
             self.cat.language_weight[lang, tc.language[items]],
             tc.choice_weight[items],
         )
+
+
+# --------------------------------------------------------------------------------------------
+# the audiobook process, one span of days at a time: the generator calls each step once for the
+# whole window [0, days); the simulated A/B test (colisten.abtest) calls the same steps once per
+# simulated day, so its users choose, browse and listen by the code that wrote the logs.
+
+
+def book_starts(
+    chooser: _Chooser,
+    rng: np.random.Generator,
+    book_rate: np.ndarray,
+    adoption_day: np.ndarray,
+    t0: float,
+    t1: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Organic title starts in [t0, t1): (user, audiobook type index, day), unsorted and with
+    repeats (a title the user already started is no new start; callers keep the earliest).
+
+    An adopter starts a first title on their adoption day, then new titles at `book_rate` per day
+    (Poisson), each drawn from the true choice model; unpublished titles are redrawn, then given
+    up."""
+    n = book_rate.size
+    active_from = np.clip(adoption_day, t0, t1)
+    active_len = t1 - active_from
+    n_books = rng.poisson(book_rate * active_len)
+    bk_user = np.repeat(np.arange(n), n_books)
+    bk_day = active_from[bk_user] + rng.random(bk_user.size) * active_len[bk_user]
+    adopting = np.flatnonzero((adoption_day >= t0) & (adoption_day < t1))  # first title on that day
+    bk_user = np.concatenate([adopting, bk_user])
+    bk_day = np.concatenate([adoption_day[adopting], bk_day])
+    bk_item = chooser.draw("audiobook", bk_user, day=bk_day)
+    ok = bk_item >= 0
+    return bk_user[ok], bk_item[ok], bk_day[ok]
+
+
+def signal_start(
+    rng: np.random.Generator, adopter: np.ndarray, adoption_day: np.ndarray, days: float, b: Behaviour
+) -> np.ndarray:
+    """Day from which each user sends weak signals: 0, or for adopters up to `signal_lead_days`
+    before adopting (a `signal_lead_share` of them), clipped to the window."""
+    lead = np.where(rng.random(adopter.size) < b.signal_lead_share, b.signal_lead_days, 0.0)
+    return np.where(adopter, np.clip(adoption_day - lead, 0.0, days), 0.0)
+
+
+def signal_draws(
+    chooser: _Chooser,
+    rng: np.random.Generator,
+    browse_rate: np.ndarray,
+    sig_from: np.ndarray,
+    t0: float,
+    t1: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weak-signal (user, audiobook type index, day) in [max(t0, sig_from), t1), at `browse_rate`
+    per day, items drawn from the true choice model."""
+    begin = np.maximum(sig_from, t0)
+    length = np.clip(t1 - begin, 0.0, None)
+    n_signals = rng.poisson(browse_rate * length)
+    sg_user = np.repeat(np.arange(browse_rate.size), n_signals)
+    sg_day = begin[sg_user] + rng.random(sg_user.size) * length[sg_user]
+    sg_item = chooser.draw("audiobook", sg_user, day=sg_day)
+    ok = sg_item >= 0
+    return sg_user[ok], sg_item[ok], sg_day[ok]
+
+
+def weak_signals(
+    chooser: _Chooser,
+    rng: np.random.Generator,
+    sg_user: np.ndarray,
+    sg_item: np.ndarray,
+    sg_day: np.ndarray,
+    bk_key: np.ndarray,
+    bk_day: np.ndarray,
+    book_rate: np.ndarray,
+    adoption_day: np.ndarray,
+    end: float,
+    b: Behaviour,
+    parts: list,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give each signal its type (follow / preview / intent_to_pay, `signal_mix`), append the
+    signal events to `parts`, and add the later starts they cause (`_boost`, up to `end`) to the
+    sorted start keys `bk_key` (user * n_audiobooks + item) and their days. Returns the keys, days."""
+    ab = chooser.cat.types["audiobook"]
+    mix = np.asarray(b.signal_mix) / np.sum(b.signal_mix)
+    sg_type = rng.choice(3, size=sg_user.size, p=mix)
+    for j, name in enumerate(WEAK_AUDIOBOOK_EVENTS):
+        m = sg_type == j
+        seconds = rng.uniform(5.0, 30.0, int(m.sum())) if name == "preview" else np.nan
+        parts.append((sg_user[m], ab.offset + sg_item[m], EVENTS.index(name), sg_day[m], seconds))
+        # the signal raises the odds of a later start of that title (first signal of this type)
+        key = sg_user[m] * ab.n + sg_item[m]
+        order = np.lexsort((sg_day[m], key))
+        key_sorted = key[order]
+        lead = run_starts(key_sorted)
+        s_key, s_day = key_sorted[lead], sg_day[m][order][lead]
+        bk_key, bk_day = _boost(
+            s_key,
+            s_day,
+            bk_key,
+            bk_day,
+            b.signal_odds_lift[j],
+            chooser,
+            book_rate,
+            adoption_day,
+            end,
+            b,
+            rng,
+        )
+    return bk_key, bk_day
+
+
+def title_sessions(
+    rng: np.random.Generator,
+    ab: _TypeCatalogue,
+    bk_key: np.ndarray,
+    bk_day: np.ndarray,
+    extra_sessions: np.ndarray,
+    session_s: np.ndarray,
+    end: float,
+    b: Behaviour,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """Stream sessions of started titles (keys user * n_audiobooks + item, start days) before
+    `end`, as a `parts` entry (user, global item, event code 0, day, seconds). Appealing titles get
+    finished (more sessions); the long tail is often dropped after one."""
+    bk_user, bk_item = bk_key // ab.n, bk_key % ab.n
+    n_sess = np.minimum(1 + rng.poisson(extra_sessions[bk_user] * ab.completion[bk_item]), b.max_sessions)
+    s_book = np.repeat(np.arange(bk_key.size), n_sess)
+    gaps = rng.exponential(b.session_gap_days, s_book.size)
+    starts = np.cumsum(n_sess) - n_sess
+    gaps[starts] = 0.0
+    csum = np.cumsum(gaps)
+    s_day = bk_day[s_book] + csum - csum[starts[s_book]]
+    ok = s_day < end
+    s_book, s_day = s_book[ok], s_day[ok]
+    s_seconds = np.clip(
+        session_s[bk_user[s_book]] * np.exp(rng.normal(0.0, 0.5, s_book.size)), 60.0, 6 * 3600.0
+    )
+    return (bk_user[s_book], ab.offset + bk_item[s_book], 0, s_day, s_seconds)
+
+
+@dataclass(frozen=True)
+class ShelfResponse:
+    """How a user of the world reacts to a shelf of audiobooks (the simulated A/B test).
+
+    The world's start process is a choice among all titles weighted by true affinity a (which
+    sums to 1), at `book_rate` starts per day. Read as a choice with an outside option (start
+    nothing), a shelf multiplies the weight of the title at position j (0-based) by
+    1 + salience x examine_j, with examine_j = 1 / log2(j + 2) (the user looks at the first slot,
+    less at later ones). So on a day with a visit, an adopter starts titles at rate
+    book_rate x (1 + salience x sum_j examine_j a_j): the world's organic starts (`book_starts`)
+    plus shelf starts at book_rate x salience x sum_j examine_j a_j, each the title in slot j with
+    probability proportional to examine_j a_j (`shelf_starts`). A title already started or not yet
+    published gives no new start. Nothing here reads any model: the defaults are set a priori."""
+
+    # an examined first slot makes a title 1 + salience times as likely to be chosen as unseen
+    salience: float = 10.0
+    visit_scale: float = 1.0  # P(visit on a day) = 1 - exp(-visit_scale x the user's events per day)
+
+    def examine(self, k: int) -> np.ndarray:
+        return 1.0 / np.log2(np.arange(k) + 2.0)
+
+
+def visit_probability(
+    response: ShelfResponse, podcast_rate: np.ndarray, book_rate: np.ndarray, browse_rate: np.ndarray
+) -> np.ndarray:
+    """P(the user opens the app on a given day): at least one event of the world's own daily
+    rates (podcast episodes, audiobook starts, weak signals), scaled by `visit_scale`."""
+    return 1.0 - np.exp(-response.visit_scale * (podcast_rate + book_rate + browse_rate))
+
+
+def shelf_starts(
+    chooser: _Chooser,
+    rng: np.random.Generator,
+    users: np.ndarray,
+    shelf: np.ndarray,
+    response: ShelfResponse,
+    book_rate: np.ndarray,
+    adoption_day: np.ndarray,
+    t0: float,
+    t1: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Starts caused by a shelf in [t0, t1) (see `ShelfResponse`): `users` (local indices) saw
+    `shelf` [n, k] (audiobook type indices, -1 = empty slot). Returns (user, item, day, slot)."""
+    ab = chooser.cat.types["audiobook"]
+    n, k = shelf.shape
+    items = np.maximum(shelf, 0)
+    aff = chooser.pair_affinity("audiobook", np.repeat(users, k), items.ravel()).reshape(n, k)
+    aff = np.where((shelf >= 0) & (ab.published_day[items] < t1), aff, 0.0)
+    weight = response.salience * response.examine(k)[None, :] * aff
+    active_from = np.clip(adoption_day[users], t0, t1)
+    active_len = t1 - active_from
+    n_extra = rng.poisson(book_rate[users] * active_len * weight.sum(axis=1))
+    rows = np.repeat(np.arange(n), n_extra)
+    day = active_from[rows] + rng.random(rows.size) * active_len[rows]
+    if rows.size:
+        slot = _sample_rows(_row_cumsum(weight[rows]), np.arange(rows.size), rng)
+    else:
+        slot = np.zeros(0, np.int64)
+    item = shelf[rows, slot]
+    ok = ab.published_day[np.maximum(item, 0)] <= day
+    return users[rows][ok], item[ok], day[ok], slot[ok]
+
+
+@dataclass
+class WorldProcess:
+    """A written world's generative process, rebuilt for simulating more days (colisten.abtest):
+    the catalogue from world.json's seed, sizes and behaviour (checked against truth/), the users'
+    latent traits from truth/users.npz."""
+
+    catalogue: _Catalogue
+    behaviour: Behaviour
+    days: int
+    users: dict[str, np.ndarray]
+
+    @classmethod
+    def load(cls, world_dir: str | Path) -> WorldProcess:
+        from colisten.io import read_json
+
+        world_dir = Path(world_dir)
+        meta_path = world_dir / "world.json"
+        if not meta_path.exists():
+            raise WorldError(f"{meta_path} is missing: not a folder written by `colisten world`")
+        meta = read_json(meta_path)
+        raw = dict(meta.get("behaviour", {}))
+        known = {f.name for f in dataclasses_fields(Behaviour)}
+        b = Behaviour(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+        catalogue_seed = np.random.SeedSequence(int(meta["seed"])).spawn(1)[0]
+        catalogue, _ = _build_catalogue(
+            np.random.default_rng(catalogue_seed),
+            b,
+            int(meta["audiobooks"]),
+            int(meta["podcasts"]),
+            int(meta["days"]),
+        )
+        truth = world_dir / "truth"
+        for name in ("users.npz", "items.npz"):
+            if not (truth / name).exists():
+                raise WorldError(f"{truth / name} is missing: `colisten world --out {world_dir}` writes it")
+        with np.load(truth / "items.npz") as it:
+            saved = it["choice_weight"]
+        rebuilt = np.concatenate([catalogue.types[t].choice_weight for t in ITEM_TYPES])
+        if saved.shape != rebuilt.shape or not np.allclose(saved, rebuilt, rtol=1e-6, atol=0.0):
+            raise WorldError(
+                f"{world_dir}: the catalogue rebuilt from world.json does not match truth/items.npz "
+                "(written by another version of the generator?)"
+            )
+        with np.load(truth / "users.npz") as u:
+            users = {k: u[k].astype(np.float64) if u[k].dtype.kind == "f" else u[k] for k in u.files}
+        return cls(catalogue, b, int(meta["days"]), users)
+
+    def chooser(self, users: np.ndarray, rng: np.random.Generator) -> _Chooser:
+        """The world's chooser for these users (indices into truth/users.npz; local index = position)."""
+        theta = {t: self.users[f"theta_{t}"][users] for t in ITEM_TYPES}
+        return _Chooser(self.catalogue, theta, self.users["language"][users].astype(np.int64), rng)
 
 
 def _boost(
