@@ -463,7 +463,9 @@ def train_two_tower(
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device, "twotower.device")
     model = new_model(data, cfg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # fused: one kernel over all parameters. On CPU a step of the id_dim=64 model takes 0.69x the time
+    # of the default (foreach) Adam, less than the id_dim=0 model took with it (bench/twotower_step.py)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     tensors = _Tensors(data, device)
     fingerprint = _fingerprint(data, cfg)
 
