@@ -294,11 +294,12 @@ class TwoTowerConfig(_Section):
         "retrieval ranks the same. False = the paper's cosine alone.",
     )
     id_dim: int = Field(
-        0,
+        64,
         ge=0,
         description="Learned item vectors: a vector of this size per item in the item tower, and "
         "the mean of the vectors of the items a user streamed in the user tower (0 = content and "
-        "HGNN inputs only, the paper). Items never trained on keep a zero vector (cold items).",
+        "HGNN inputs only, the paper). Items never trained on keep a zero vector (cold items). "
+        "Default 64: measured on the real-data suite (bench/RESULTS.md).",
     )
     cold_copies: bool = Field(
         False,
@@ -565,11 +566,11 @@ class TuneConfig(_Section):
         None, description="Item type the metric is computed on (default None = data.target_type)."
     )
     cold_share: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
-        0.0,
+        "auto",
         description="Share of the validation split's warm target-type users made cold (their "
         "target-type history dropped) so that tuning also scores cold start. 'auto' = the share of "
-        "the run's history users with no target-type event; 0 (default, until measured on the "
-        "real-data suite) = none.",
+        "the run's history users with no target-type event (default: tuning scores the mix of warm "
+        "and cold users the run serves); 0 = none.",
     )
     seed: int = Field(
         0, description="Seeds the sample of trials from each grid and the simulated cold users."

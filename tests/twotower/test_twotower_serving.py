@@ -231,7 +231,8 @@ def test_baseline_without_hgnn_and_without_weak_signals(tmp_path, fast):
     train_stage(run, run.settings(), progress=False, log=lambda *_: None)
     rec = TwoTowerRecommender.load(run)
     assert rec.space.history_embedding_source == "text"
-    assert rec.model.item_tower.mlp[0].in_features == 32 + 3 * 16  # text only + 3 categorical
+    # text only + 3 categorical (+ the learned item vector, twotower.id_dim)
+    assert rec.model.item_tower.mlp[0].in_features == 32 + 3 * 16 + rec.model.id_dim
     records = history_of(run, rec.known_users()[0])
     weak = records + [{"item_id": rec.space.item_ids[0], "event": "follow", "timestamp": 0}]
     np.testing.assert_allclose(rec.user_vector_from_history(weak), rec.user_vector_from_history(records))
