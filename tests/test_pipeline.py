@@ -46,8 +46,9 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     generate_world(root / "world", seed=3, **TINY)
     settings = load_settings(None, FAST)
-    timings = run_pipeline(root / "world", root / "run", settings, log=lambda *_: None)
-    return root / "run", settings, timings
+    lines: list[str] = []
+    timings = run_pipeline(root / "world", root / "run", settings, log=lines.append)
+    return root / "run", settings, timings, lines
 
 
 class _Images(HTMLParser):
@@ -61,7 +62,7 @@ class _Images(HTMLParser):
 
 
 def test_every_stage_ran_and_is_recorded(tiny_run):
-    run, _, timings = tiny_run
+    run, _, timings, _ = tiny_run
     assert list(timings) == list(STAGES)
     manifest = json.loads((run / "manifest.json").read_text())
     for stage in (
@@ -79,8 +80,19 @@ def test_every_stage_ran_and_is_recorded(tiny_run):
     assert manifest["data"]["fingerprint"]
 
 
+def test_long_stages_log_a_plain_line_per_epoch_with_an_eta(tiny_run):
+    _, settings, _, lines = tiny_run
+    for stage, epochs in (("train-hgnn", settings.hgnn.epochs), ("train-2t", settings.twotower.epochs)):
+        start = lines.index(next(m for m in lines if m.endswith(f"] {stage} …")))
+        end = lines.index(next(m for m in lines if m.strip().startswith(f"{stage} done in")))
+        epoch_lines = [m for m in lines[start:end] if m.strip().startswith("epoch ")]
+        assert epoch_lines and len(epoch_lines) <= epochs, (stage, lines[start:end])
+        assert all("ETA at most" in m and f"/{epochs}:" in m for m in epoch_lines), epoch_lines
+        assert epoch_lines[-1].strip().startswith(f"epoch {len(epoch_lines)}/{epochs}:")
+
+
 def test_metrics_cover_every_model_type_and_segment(tiny_run):
-    run, _, _ = tiny_run
+    run, _, _, _ = tiny_run
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"audiobook", "podcast"}
     for item_type, segments in metrics.items():
@@ -103,7 +115,7 @@ def test_metrics_cover_every_model_type_and_segment(tiny_run):
 
 
 def test_oracles_bound_the_models_from_above(tiny_run):
-    run, _, _ = tiny_run
+    run, _, _, _ = tiny_run
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     for item_type in ("audiobook", "podcast"):
         m = metrics[item_type]["all"]
@@ -115,7 +127,7 @@ def test_oracles_bound_the_models_from_above(tiny_run):
 
 
 def test_report_is_html_with_inlined_images(tiny_run):
-    run, _, _ = tiny_run
+    run, _, _, _ = tiny_run
     html = (run / "eval" / "report.html").read_text(encoding="utf-8")
     parser = _Images()
     parser.feed(html)
@@ -131,7 +143,7 @@ def test_report_is_html_with_inlined_images(tiny_run):
 
 
 def test_ablations_run_and_reach_the_report(tiny_run):
-    run, settings, _ = tiny_run
+    run, settings, _, _ = tiny_run
     results = run_ablations(run, settings, ["w/o balanced sampler", "a-a edges only"], log=lambda *_: None)
     assert set(results) == {"w/o balanced sampler", "a-a edges only"}
     for r in results.values():

@@ -73,17 +73,17 @@ def stage_graph(rd: RunDir, settings: Settings) -> None:
     run_graph_stats(rd)
 
 
-def stage_hgnn(rd: RunDir, settings: Settings) -> None:
+def stage_hgnn(rd: RunDir, settings: Settings, log: Callable[[str], None]) -> None:
     from colisten.hgnn.stage import run_train_hgnn
 
-    run_train_hgnn(rd.root, settings=settings, progress=False)
+    run_train_hgnn(rd.root, settings=settings, progress=False, log=log)
 
 
-def stage_two_tower(rd: RunDir, settings: Settings) -> None:
+def stage_two_tower(rd: RunDir, settings: Settings, log: Callable[[str], None]) -> None:
     from colisten.twotower.train import train_stage
 
     with rd.stage("train-2t") as info:
-        info.update(train_stage(rd, settings, progress=False, log=lambda *a, **k: None))
+        info.update(train_stage(rd, settings, progress=False, log=log))
 
 
 def stage_index(rd: RunDir, settings: Settings) -> None:
@@ -109,6 +109,7 @@ STAGE_FUNCTIONS: dict[str, Callable[..., None]] = {
     "index": stage_index,
     "evaluate": stage_evaluate,
 }
+LOGGING_STAGES = ("train-hgnn", "train-2t")  # their functions also take `log`
 
 
 def run_pipeline(
@@ -140,7 +141,11 @@ def run_pipeline(
 
             settings = run_tune_stage(rd, settings, reuse=reuse_tuning, log=lambda m: log(f"      {m}"))
         else:
-            STAGE_FUNCTIONS[name](rd, settings)
+            fn = STAGE_FUNCTIONS[name]
+            if name in LOGGING_STAGES:  # long stages: a plain line per epoch, readable in a log file
+                fn(rd, settings, log=lambda m: log(f"      {m}"))
+            else:
+                fn(rd, settings)
         timings[name] = time.perf_counter() - t0
         log(f"      {name} done in {timings[name]:.1f} s")
     return timings

@@ -8,6 +8,7 @@ curve.json, embeddings.json.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,11 @@ def run_train_hgnn(
     resume: bool = False,
     device: str | None = None,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the stage on a run directory; returns the summary also stored in the manifest."""
+    """Run the stage on a run directory; returns the summary also stored in the manifest.
+    `log` receives one plain line per epoch (the validation metric and an ETA), e.g. for
+    `colisten run`, whose output may be a log file."""
     import pyarrow as pa
 
     from colisten.hgnn.train import fit_hgnn
@@ -85,7 +89,17 @@ def run_train_hgnn(
     with run.stage("train-hgnn") as info:
         graph, features, global_index, nodes = load_item_features(run)
         out = run.stage_dir("hgnn")
-        result = fit_hgnn(graph, features, s, out_dir=out, resume=resume, device=device, progress=progress)
+        on_epoch = None if log is None else epoch_logger(log, s.epochs, s.validation_metric)
+        result = fit_hgnn(
+            graph,
+            features,
+            s,
+            out_dir=out,
+            resume=resume,
+            device=device,
+            progress=progress,
+            on_epoch_end=on_epoch,
+        )
         n_items = sum(len(g) for g in global_index.values())
         embeddings = np.zeros((n_items, s.out_dim), dtype=np.float32)
         for t, g in global_index.items():
@@ -112,3 +126,19 @@ def run_train_hgnn(
         write_json_atomic(out / "embeddings.json", summary)
         info.update(summary)
     return summary
+
+
+def epoch_logger(log: Callable[[str], None], epochs: int, metric: str) -> Callable[[dict[str, Any]], None]:
+    """An `on_epoch_end` that logs "epoch k/E: metric m (s s, ETA at most t s)": the ETA assumes
+    every remaining epoch runs (early stopping may end sooner)."""
+    seconds: list[float] = []
+
+    def on_epoch_end(entry: dict[str, Any]) -> None:
+        seconds.append(float(entry.get("seconds", 0.0)))
+        value = entry.get(metric)
+        shown = "n/a" if value is None else f"{value:.4f}"
+        left = max(epochs - int(entry["epoch"]), 0) * (sum(seconds) / len(seconds))
+        took = f"{seconds[-1]:.1f} s, ETA at most {left:.0f} s"
+        log(f"epoch {entry['epoch']}/{epochs}: {metric} {shown} ({took})")
+
+    return on_epoch_end
