@@ -67,3 +67,38 @@ def test_cli_error_exit_code_and_message(tmp_path):
     assert proc.returncode == 2
     assert "config file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _commands(group, prefix=()):
+    """(path, click command) of every command and sub-command of the CLI."""
+    import typer.main
+
+    root = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    for name, cmd in root.commands.items():
+        yield (*prefix, name), cmd
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, (*prefix, name))
+
+
+def test_every_help_is_plain_text_within_80_columns():
+    """`--help` piped or in an 80-column terminal: no line over 80 characters, and every settings
+    section a help text names ("[tune] trials") is printed (rich markup would swallow it)."""
+    import re
+
+    from colisten.config import Settings
+
+    sections = set(Settings.model_fields)
+    runner = CliRunner()
+    checked = 0
+    for path, cmd in _commands(app):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+        assert result.exit_code == 0, (path, result.output)
+        too_wide = [line for line in result.output.splitlines() if len(line) > 80]
+        assert not too_wide, (path, too_wide)
+        sources = [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
+        named = {m for text in sources for m in re.findall(r"\[(\w+)\]", text) if m in sections}
+        flat = " ".join(result.output.split())
+        for section in named:
+            assert f"[{section}]" in flat, (path, section)
+        checked += bool(named)
+    assert checked >= 2  # tune and graph name their sections

@@ -22,8 +22,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help text: paragraphs reflow to the terminal width (docstrings' own line breaks would
+    # give ragged lines at 80 columns) and "[tune] trials" is not swallowed as rich markup
+    rich_markup_mode=None,
 )
-config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
 # Order = order in `colisten --help`.

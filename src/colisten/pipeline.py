@@ -153,7 +153,13 @@ def run_pipeline(
 
 # --- CLI ---------------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
-    @app.command("demo")
+    stages = " → ".join(STAGES)  # the help is built from STAGES, so it cannot drift from the code
+
+    @app.command(
+        "demo",
+        help=f"The main job on the embedded default: synthetic world → {stages}, printing the "
+        "paper-style tables and the report's path.",
+    )
     def demo(
         out: Path = typer.Option(Path("demo-run"), "--out", help="Run directory to write."),
         world_dir: Path | None = typer.Option(
@@ -163,8 +169,6 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help="TOML settings over the demo's."),
         seed: int = typer.Option(0, help="World seed."),
     ) -> None:
-        """The main job on the embedded default: synthetic world → validate → graph → embed →
-        HGNN → 2T → index → evaluate, printing the paper-style tables and the report's path."""
         from colisten.world.simulate import generate_world
 
         t0 = time.perf_counter()
@@ -180,14 +184,16 @@ def register(app: typer.Typer) -> None:
         run_pipeline(world_dir, out, settings, log=console.print)
         _finish(out, console, time.perf_counter() - t0)
 
-    @app.command("run")
+    @app.command(
+        "run",
+        help=f"All stages on your own data: {stages}. Stage commands (`colisten graph --run OUT`, "
+        "...) rerun one stage.",
+    )
     def run_all(
         data: Path = typer.Option(..., "--data", help="Input directory in the data contract."),
         out: Path = typer.Option(..., "--out", help="Run directory to write."),
         config: Path | None = typer.Option(None, "--config", "-c", help="TOML settings file."),
     ) -> None:
-        """All stages on your own data: validate → split → embed → graph → train-hgnn → train-2t →
-        index → evaluate. Stage commands (`colisten graph --run OUT`, ...) rerun one stage."""
         t0 = time.perf_counter()
         run_pipeline(data, out, load_settings(config), log=console.print)
         _finish(out, console, time.perf_counter() - t0)

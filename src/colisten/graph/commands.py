@@ -22,7 +22,7 @@ def graph(
         None, "--config", "-c", help="TOML config to use instead of the run's saved one."
     ),
     engine: str | None = typer.Option(
-        None, "--engine", help="duckdb or spark; overrides \\[graph] engine.", show_default=False
+        None, "--engine", help="duckdb or spark; overrides [graph] engine.", show_default=False
     ),
 ) -> None:
     """Co-listening graph: build it (`colisten graph --run RUN`) or describe it (`stats`).
@@ -31,7 +31,7 @@ def graph(
     Nodes: every item; never-played items stay as isolated nodes.
     Edges: two items are linked when a user interacted with both (PAPER.md §1).
     Writes RUN/graph/: nodes.parquet, edges.parquet, csr/, graph.json.
-    Settings: the \\[graph] section of the config (`colisten config show`).
+    Settings: the [graph] section of the config (`colisten config show`).
     """
     if ctx.invoked_subcommand is not None:
         return
