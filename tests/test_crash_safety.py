@@ -96,6 +96,16 @@ class Stage:
     over_finished: bool = False
 
 
+# train-hgnn's outputs: all written, and all bit-identical to the unbroken run's after --resume
+HGNN_FILES = (
+    "hgnn/item_embeddings.npy",
+    "hgnn/item_ids.parquet",
+    "hgnn/embeddings.json",
+    "hgnn/curve.json",
+    "hgnn/checkpoint.pt",
+    "hgnn/best.pt",
+)
+
 STAGES = [
     Stage(
         "graph",
@@ -118,24 +128,10 @@ STAGES = [
         "train-hgnn",
         ("--quiet",),
         ("hgnn",),
-        (
-            "hgnn/item_embeddings.npy",
-            "hgnn/item_ids.parquet",
-            "hgnn/embeddings.json",
-            "hgnn/curve.json",
-            "hgnn/checkpoint.pt",
-            "hgnn/best.pt",
-        ),
+        HGNN_FILES,
         kill_when=(("hgnn/checkpoint.pt", 0.0),),  # after epoch 1
         resume=True,
-        compare=(
-            "hgnn/item_embeddings.npy",
-            "hgnn/item_ids.parquet",
-            "hgnn/embeddings.json",
-            "hgnn/curve.json",
-            "hgnn/checkpoint.pt",
-            "hgnn/best.pt",
-        ),
+        compare=HGNN_FILES,
     ),
     Stage(
         "train-2t",

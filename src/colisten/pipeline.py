@@ -43,6 +43,13 @@ SMALL_OVERRIDES: dict[str, Any] = {
     "tune": {"models": DEMO_TUNED, "trials": 3},
 }
 
+Log = Callable[[str], None]  # a stage's own progress lines (train-hgnn / train-2t: one per epoch)
+
+
+def quiet(_message: str) -> None:
+    """The default `log` of a stage function called on its own: its lines are dropped."""
+
+
 STAGES = ("validate", "split", "embed", "tune", "graph", "train-hgnn", "train-2t", "index", "evaluate")
 
 
@@ -54,39 +61,39 @@ def stage_validate(rd: RunDir, settings: Settings, data: Path) -> None:
         raise ColistenError(f"{data}: no interactions were accepted; run `colisten validate --data {data}`")
 
 
-def stage_split(rd: RunDir, settings: Settings) -> None:
+def stage_split(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
     from colisten.data.stage import run_split_stage
 
     run_split_stage(rd, settings)
 
 
-def stage_embed(rd: RunDir, settings: Settings) -> None:
+def stage_embed(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
     from colisten.content.stage import run_embed_stage
 
     run_embed_stage(rd, settings, progress=False)
 
 
-def stage_graph(rd: RunDir, settings: Settings) -> None:
+def stage_graph(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
     from colisten.graph.stage import run_graph_stage, run_graph_stats
 
     run_graph_stage(rd, settings)
     run_graph_stats(rd)
 
 
-def stage_hgnn(rd: RunDir, settings: Settings, log: Callable[[str], None]) -> None:
+def stage_hgnn(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
     from colisten.hgnn.stage import run_train_hgnn
 
     run_train_hgnn(rd.root, settings=settings, progress=False, log=log)
 
 
-def stage_two_tower(rd: RunDir, settings: Settings, log: Callable[[str], None]) -> None:
+def stage_two_tower(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
     from colisten.twotower.train import train_stage
 
     with rd.stage("train-2t") as info:
         info.update(train_stage(rd, settings, progress=False, log=log))
 
 
-def stage_index(rd: RunDir, settings: Settings) -> None:
+def stage_index(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
     from colisten.retrieval.commands import build_run_indexes
 
     with rd.stage("index") as info:
@@ -94,7 +101,7 @@ def stage_index(rd: RunDir, settings: Settings) -> None:
         info["recall@10"] = {t: v["recall@10"] for t, v in report["types"].items()}
 
 
-def stage_evaluate(rd: RunDir, settings: Settings) -> None:
+def stage_evaluate(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
     from colisten.evaluate.stage import run_evaluate_stage
 
     run_evaluate_stage(rd.root, settings)
@@ -109,7 +116,6 @@ STAGE_FUNCTIONS: dict[str, Callable[..., None]] = {
     "index": stage_index,
     "evaluate": stage_evaluate,
 }
-LOGGING_STAGES = ("train-hgnn", "train-2t")  # their functions also take `log`
 
 
 def run_pipeline(
@@ -141,11 +147,8 @@ def run_pipeline(
 
             settings = run_tune_stage(rd, settings, reuse=reuse_tuning, log=lambda m: log(f"      {m}"))
         else:
-            fn = STAGE_FUNCTIONS[name]
-            if name in LOGGING_STAGES:  # long stages: a plain line per epoch, readable in a log file
-                fn(rd, settings, log=lambda m: log(f"      {m}"))
-            else:
-                fn(rd, settings)
+            # `log` takes the stage's own lines (train-hgnn / train-2t: one per epoch), indented
+            STAGE_FUNCTIONS[name](rd, settings, log=lambda m: log(f"      {m}"))
         timings[name] = time.perf_counter() - t0
         log(f"      {name} done in {timings[name]:.1f} s")
     return timings
