@@ -301,6 +301,12 @@ class TwoTowerConfig(_Section):
         "HGNN inputs only, the paper). Items never trained on keep a zero vector (cold items). "
         "Default 64: measured on the real-data suite (bench/RESULTS.md).",
     )
+    id_pooling: Literal["all", "per_type"] = Field(
+        "all",
+        description="How the user tower pools the learned vectors of a user's streamed items: one "
+        "mean over all of them ('all'), or one mean per item type side by side ('per_type', so "
+        "the few target-type items are not drowned by the established type's).",
+    )
     cold_copies: bool = Field(
         False,
         description="Each training user with target-type history and target-type labels also "

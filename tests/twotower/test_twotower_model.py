@@ -89,3 +89,29 @@ def test_popularity_prior_adds_its_bias_to_the_logits_and_serves_as_one_more_dim
     plain = TwoTowerModel(10, [3], 12, [2, 2], 4, [16, 8])
     assert not hasattr(plain, "popularity_weight")
     assert plain.serving_users(u) is u and plain.serving_items(v, item_type, log_pop) is v
+
+
+def test_per_type_pooling_keeps_one_mean_of_learned_vectors_per_item_type():
+    """id_pooling = per_type: [mean over the row's type-0 items, mean over its type-1 items], zeros
+    for a type the row has none of (a cold user's target-type half)."""
+    model = TwoTowerModel(
+        4, [3], 5, [3], 2, [8, 4], n_item_types=2, n_items=6, id_dim=3, id_pooling="per_type"
+    )
+    torch.nn.init.normal_(model.history_ids.weight)
+    model.set_item_types(torch.tensor([0, 0, 0, 1, 1, 1]))
+    w = model.history_ids.weight.detach()
+    # rows: {0, 4, 1}, {3}, {}, {2, 5, 5}
+    indices, offsets = torch.tensor([0, 4, 1, 3, 2, 5, 5]), torch.tensor([0, 3, 4, 4])
+    out = model._history_vectors(indices, offsets, 4).detach()
+    expected = torch.stack(
+        [
+            torch.cat([(w[0] + w[1]) / 2, w[4]]),
+            torch.cat([torch.zeros(3), w[3]]),
+            torch.zeros(6),
+            torch.cat([w[2], w[5]]),
+        ]
+    )
+    torch.testing.assert_close(out, expected)
+    assert model.user_tower.mlp[0].in_features == 4 + 2 + 2 * 3  # dense, one categorical, 2 means
+    with pytest.raises(ValueError, match="id_pooling"):
+        TwoTowerModel(4, [3], 5, [3], 2, [8, 4], n_items=6, id_dim=3, id_pooling="max")

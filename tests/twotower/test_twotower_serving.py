@@ -271,18 +271,24 @@ def test_one_call_real_time_request_and_malformed_histories(trained_run, rec):
         rec.user_vector_from_history([{"id": "a00001"}])
 
 
-def test_learned_item_vectors_train_and_serve_like_the_batch_path(tmp_path, fast):
+@pytest.mark.parametrize("pooling", ["all", "per_type"])
+def test_learned_item_vectors_train_and_serve_like_the_batch_path(tmp_path, fast, pooling):
     """twotower.id_dim: the user tower reads the user's streamed items, so the real-time path must
-    hand it the same items as the batch path; items never trained on keep a zero vector."""
+    hand it the same items as the batch path; items never trained on keep a zero vector. With
+    id_pooling = per_type the loaded model still knows each item's type."""
     import torch
 
     from colisten.twotower.train import load_training_data
 
-    settings = fast(id_dim=8, epochs=2)
+    settings = fast(id_dim=8, epochs=2, id_pooling=pooling)
     run = write_toy_run(tmp_path / "run", n_users=200, seed=1, settings=settings)
     train_stage(run, settings, progress=False, log=lambda *_: None)
     rec = TwoTowerRecommender.load(run)
     assert rec.model.id_dim == 8 and rec.model.user_tower.mlp[0].in_features > 8
+    if pooling == "per_type":
+        types = load_training_data(run, settings).space.item_type_codes
+        np.testing.assert_array_equal(rec.model.item_type_of.numpy(), types)
+        assert len(np.unique(types)) == 2
     trained = np.unique(load_training_data(run, settings).train_pairs[:, 1])
     weights = rec.model.item_ids.weight.detach()
     untrained = np.setdiff1d(np.arange(weights.shape[0]), trained)

@@ -70,6 +70,7 @@ class TwoTowerModel(nn.Module):
         temperature: float = 1.0,
         n_items: int = 0,
         id_dim: int = 0,
+        id_pooling: str = "all",
     ) -> None:
         super().__init__()
         self.config = {
@@ -84,9 +85,15 @@ class TwoTowerModel(nn.Module):
             "temperature": temperature,
             "n_items": n_items,
             "id_dim": id_dim,
+            "id_pooling": id_pooling,
         }
+        if id_pooling not in ("all", "per_type"):
+            raise ValueError(f"id_pooling must be 'all' or 'per_type', not {id_pooling!r}")
+        self.n_item_types = n_item_types
+        self.id_pooling = id_pooling
+        history_dim = id_dim * (n_item_types if id_pooling == "per_type" else 1)
         self.user_tower = UserTower(
-            user_dense_dim, user_categorical_sizes, categorical_dim, tower_dims, extra_dim=id_dim
+            user_dense_dim, user_categorical_sizes, categorical_dim, tower_dims, extra_dim=history_dim
         )
         self.item_tower = ItemTower(
             item_dense_dim, item_categorical_sizes, categorical_dim, tower_dims, extra_dim=id_dim
@@ -105,6 +112,12 @@ class TwoTowerModel(nn.Module):
             self.history_ids = nn.EmbeddingBag(n_items, id_dim, mode="mean")
             nn.init.zeros_(self.item_ids.weight)
             nn.init.zeros_(self.history_ids.weight)
+            if id_pooling == "per_type":
+                # One mean per item type, side by side (as the dense features keep one HGNN mean
+                # per type): in one mean over everything a user streamed, the few target-type
+                # items are drowned by the many established-type ones, and a cold user's mean
+                # is a different mixture from a warm user's. Filled by set_item_types.
+                self.register_buffer("item_type_of", torch.zeros(n_items, dtype=torch.long))
         self.popularity_prior = popularity_prior
         self.temperature = temperature
         if popularity_prior:
@@ -126,8 +139,27 @@ class TwoTowerModel(nn.Module):
         if self.id_dim:
             if history is None:
                 raise ValueError("a model with id_dim > 0 needs the users' history")
-            extra = self.history_ids(history[0], history[1])
+            extra = self._history_vectors(history[0], history[1], len(dense))
         return self.user_tower(dense, categorical, extra)
+
+    def set_item_types(self, item_type_codes: torch.Tensor) -> None:
+        """The type code of every item (global order), which per-type pooling groups by."""
+        if self.id_pooling == "per_type":
+            self.item_type_of.copy_(torch.as_tensor(item_type_codes, dtype=torch.long))
+
+    def _history_vectors(self, indices: torch.Tensor, offsets: torch.Tensor, n_rows: int) -> torch.Tensor:
+        """Mean learned vector of each row's items [n_rows, id_dim], or one mean per item type
+        [n_rows, types * id_dim] (an empty group gives zeros)."""
+        if self.id_pooling == "all":
+            return self.history_ids(indices, offsets)
+        n_types = self.n_item_types
+        lengths = torch.diff(offsets, append=offsets.new_tensor([len(indices)]))
+        row = torch.repeat_interleave(torch.arange(n_rows, device=indices.device), lengths)
+        group = row * n_types + self.item_type_of[indices]  # one bag per (row, type)
+        order = torch.argsort(group, stable=True)
+        sizes = torch.bincount(group, minlength=n_rows * n_types)
+        means = self.history_ids(indices[order], torch.cumsum(sizes, 0) - sizes)
+        return means.view(n_rows, n_types * self.id_dim)
 
     def encode_items(
         self, dense: torch.Tensor, categorical: torch.Tensor, item_index: torch.Tensor

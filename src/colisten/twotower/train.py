@@ -262,7 +262,7 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
     from colisten.twotower.model import TwoTowerModel
 
     torch.manual_seed(cfg.seed)
-    return TwoTowerModel(
+    model = TwoTowerModel(
         user_dense_dim=data.users.dense.shape[1],
         user_categorical_sizes=data.space.user_categorical_sizes,
         item_dense_dim=data.items.dense.shape[1],
@@ -274,7 +274,10 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
         temperature=cfg.temperature,
         n_items=data.space.n_items,
         id_dim=cfg.id_dim,
+        id_pooling=cfg.id_pooling,
     )
+    model.set_item_types(torch.from_numpy(data.space.item_type_codes))
+    return model
 
 
 def _bag(indptr, indices, rows):
