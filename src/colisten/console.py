@@ -1,4 +1,5 @@
-"""The command line's rich consoles: `console` for output, `err_console` (stderr) for errors.
+"""The command line's rich consoles: `console` for output, `err_console` (stderr) for errors,
+and the timing text of the training stages' plain per-epoch lines.
 
 Its own module so that `cli`, `pipeline` and the stage commands share them without importing
 each other.
@@ -10,3 +11,10 @@ from rich.console import Console
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def epoch_timing(seconds: list[float], done: int, total: int) -> str:
+    """ "(3.1 s, ETA at most 12 s)": the last epoch's seconds, and the time left if every remaining
+    epoch runs as long as the mean so far (an upper bound: early stopping may end sooner)."""
+    left = max(total - done, 0) * (sum(seconds) / len(seconds))
+    return f"({seconds[-1]:.1f} s, ETA at most {left:.0f} s)"

@@ -129,16 +129,16 @@ def run_train_hgnn(
 
 
 def epoch_logger(log: Callable[[str], None], epochs: int, metric: str) -> Callable[[dict[str, Any]], None]:
-    """An `on_epoch_end` that logs "epoch k/E: metric m (s s, ETA at most t s)": the ETA assumes
-    every remaining epoch runs (early stopping may end sooner)."""
+    """An `on_epoch_end` that logs "epoch k/E: metric m (s s, ETA at most t s)" (console.epoch_timing)."""
+    from colisten.console import epoch_timing
+
     seconds: list[float] = []
 
     def on_epoch_end(entry: dict[str, Any]) -> None:
         seconds.append(float(entry.get("seconds", 0.0)))
         value = entry.get(metric)
         shown = "n/a" if value is None else f"{value:.4f}"
-        left = max(epochs - int(entry["epoch"]), 0) * (sum(seconds) / len(seconds))
-        took = f"{seconds[-1]:.1f} s, ETA at most {left:.0f} s"
-        log(f"epoch {entry['epoch']}/{epochs}: {metric} {shown} ({took})")
+        timing = epoch_timing(seconds, int(entry["epoch"]), epochs)
+        log(f"epoch {entry['epoch']}/{epochs}: {metric} {shown} {timing}")
 
     return on_epoch_end

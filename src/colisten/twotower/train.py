@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from colisten.config import Settings, TwoTowerConfig
+from colisten.console import epoch_timing
 from colisten.device import resolve_device
 from colisten.errors import ColistenError
 from colisten.io import read_json, save_numpy_atomic, save_torch_atomic, write_json_atomic
@@ -543,10 +544,10 @@ def train_two_tower(
         write_json_atomic(out_dir / "curve.json", curve)
         hr = ", ".join(f"{t} {v:.3f}" for t, v in val["hr@10"].items())
         vl = "n/a" if val["val_loss"] is None else f"{val['val_loss']:.4f}"
-        eta = (cfg.epochs - epoch - 1) * float(np.mean([r["seconds"] for r in curve]))
+        timing = epoch_timing([r["seconds"] for r in curve], epoch + 1, cfg.epochs)
         log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}, val loss {vl}, "
-            f"HR@10 {hr} ({row['seconds']:.1f} s, ETA at most {eta:.0f} s)"
+            f"HR@10 {hr} {timing}"
         )
     if not (out_dir / "best.pt").exists():  # zero epochs left and no best saved: keep the last model
         save_torch_atomic(out_dir / "best.pt", {"model": model.state_dict(), "model_config": model.config})
