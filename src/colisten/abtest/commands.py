@@ -71,3 +71,5 @@ def abtest_command(
     for line in format_results(results):
         console.print(line, highlight=False, markup=False)
     console.print(f"wrote {results['path']}", highlight=False)
+    if "report" in results:
+        console.print(f"updated {results['report']}", highlight=False)

@@ -50,6 +50,7 @@ def run_abtest(
     """Simulate the test and return (and write) its results; see colisten.abtest.simulate."""
     from colisten.evaluate.data import popularity_tiers
     from colisten.evaluate.oracle import world_of_run
+    from colisten.evaluate.report import refresh_report
 
     t_start = time.perf_counter()
     say = log or (lambda m: None)
@@ -185,6 +186,9 @@ def run_abtest(
         path = rd / "abtest" / name / "results.json"
         write_json_atomic(path, results)
         results["path"] = str(path)
+        report = refresh_report(rd.root, settings)  # an evaluated run's report shows this test too
+        if report is not None:
+            results["report"] = str(report)
     return results
 
 
@@ -271,7 +275,10 @@ def _ranker(
 
 def format_results(results: dict[str, Any]) -> list[str]:
     """The paper's Table 5 layout, within 80 columns: per arm the values, then per treatment
-    arm and metric the lift against control, its 95% interval, p-value and the paper's lift."""
+    arm and metric the lift against control, its 95% interval, p-value and the paper's lift
+    (rows and number formats shared with report.html's section, colisten.evaluate.report)."""
+    from colisten.evaluate.report import ab_arms, ab_ci, ab_lift_rows, ab_num, ab_p, ab_pct, ab_signed
+
     models = results["models"]
     lines = [
         f"Simulated A/B test: {len(models)} arms, {results['days']} days, shelf of {results['shelf']}, "
@@ -279,37 +286,17 @@ def format_results(results: dict[str, Any]) -> list[str]:
         "",
         f"{'arm':<12}{'model':<16}{'users':>7}{'start rate':>12}{'streams/u':>11}{'shelf/u':>9}{'tail':>7}",
     ]
-    for arm_name, model in models.items():
-        v = results["arms"][arm_name]
+    for arm_name in ab_arms(results):
+        v, model = results["arms"][arm_name], models[arm_name]
         lines.append(
-            f"{arm_name[:11]:<12}{model[:15]:<16}{v['users']:>7,}{_pct(v['start_rate']):>12}"
-            f"{_num(v['stream_rate']):>11}{_num(v['shelf_starts']):>9}{_pct(v['longtail_share']):>7}"
+            f"{arm_name[:11]:<12}{model[:15]:<16}{v['users']:>7,}{ab_pct(v['start_rate']):>12}"
+            f"{ab_num(v['stream_rate']):>11}{ab_num(v['shelf_starts']):>9}{ab_pct(v['longtail_share']):>7}"
         )
     lines += ["", f"lift vs {results['control']} (95% CI, delta method)"]
     lines.append(f"{'arm':<12}{'metric':<15}{'lift':>8}  {'95% CI':<19}{'p':>7}  {'paper':>8}")
-    for arm_name, lifts in results["lifts"].items():
-        for metric in ("start_rate", "stream_rate", "shelf_starts", "organic_starts", "longtail_share"):
-            x = lifts[metric]
-            ci = "n/a" if x["ci95"] is None else f"[{_signed(x['ci95'][0])}, {_signed(x['ci95'][1])}]"
-            paper = PAPER_LIFTS.get(models[arm_name], {}).get(metric, "")
-            lines.append(
-                f"{arm_name[:11]:<12}{metric.replace('_', ' '):<15}{_signed(x['lift']):>8}  {ci:<19}"
-                f"{_p(x['p']):>7}  {paper:>8}"
-            )
+    for arm_name, metric, x, paper in ab_lift_rows(results):
+        lines.append(
+            f"{arm_name[:11]:<12}{metric.replace('_', ' '):<15}{ab_signed(x['lift']):>8}  "
+            f"{ab_ci(x['ci95']):<19}{ab_p(x['p']):>7}  {paper:>8}"
+        )
     return lines
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
-def _signed(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f}%"
-
-
-def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"

@@ -1,5 +1,6 @@
 """The evaluation report: the paper's tables with our numbers beside its own, charts with 95%
-confidence intervals, training curves, the graph's degree distributions and long-tail tiers.
+confidence intervals, training curves, the graph's degree distributions and long-tail tiers, and
+the run's simulated A/B tests (RUN/abtest/*/results.json).
 
 `RUN/eval/report.html` is one self-contained file (PNG charts inlined as base64) so it can be
 mailed or attached to a ticket. `print_paper_tables` shows the same tables in a terminal.
@@ -23,6 +24,7 @@ import numpy as np
 from colisten.config import MODELS
 from colisten.evaluate.data import SEGMENTS
 from colisten.io import read_json, write_text_atomic
+from colisten.run import RunDir
 
 # The paper's reported numbers (PAPER.md, De Nadai, Fabbri et al., WWW'24 Companion):
 # model -> (HR@10, MRR over top 100, Coverage@100 as a share). Reference only, never computed here.
@@ -559,6 +561,164 @@ def tuning_html(tuning: dict[str, Any] | None) -> str:
     )
 
 
+# --- simulated A/B tests: RUN/abtest/NAME/results.json of `colisten abtest` ---------------------
+# (shared with the terminal table, colisten.abtest.stage.format_results; evaluate sits below abtest
+# in the import layers, so the reader of results.json lives here)
+AB_METRICS = ("start_rate", "stream_rate", "shelf_starts", "organic_starts", "longtail_share")
+
+
+def ab_arms(results: dict[str, Any]) -> list[str]:
+    """Control first, then the other arms (results.json is written with sorted keys)."""
+    control = results["control"]
+    return [control] + [a for a in results["models"] if a != control]
+
+
+def ab_metrics(results: dict[str, Any]) -> list[str]:
+    """The paper's two metrics first, then ours, then any metric a newer results.json adds."""
+    carried = results.get("metrics") or next(iter(results["lifts"].values()), {})
+    return [m for m in AB_METRICS if m in carried] + sorted(m for m in carried if m not in AB_METRICS)
+
+
+def ab_lift_rows(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(arm, metric, {lift, ci95, p}, the paper's lift for the arm's model or "") per treatment
+    arm and metric: the rows of the paper's Table 5 layout."""
+    paper = results.get("paper") or {}
+    return [
+        (arm, m, results["lifts"][arm][m], paper.get(results["models"][arm], {}).get(m, ""))
+        for arm in ab_arms(results)[1:]
+        for m in ab_metrics(results)
+    ]
+
+
+def ab_pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def ab_num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def ab_signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f}%"
+
+
+def ab_p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def ab_ci(ci: list[float] | None) -> str:
+    return "n/a" if ci is None else f"[{ab_signed(ci[0])}, {ab_signed(ci[1])}]"
+
+
+def _ab_value(metric: str, v: float | None) -> str:
+    return ab_pct(v) if metric == "start_rate" or metric.endswith("_share") else ab_num(v)
+
+
+def _ab_heads(keys: Any) -> str:
+    return "".join(f"<th>{html.escape(k.replace('_', ' '))}</th>" for k in keys)
+
+
+def cumulative_chart(results: dict[str, Any], title: str) -> str:
+    """Cumulative new-audiobook starts per arm over the simulated days."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(8, 3.8))
+    ax = fig.subplots()
+    for arm in ab_arms(results):
+        y = results["cumulative_starts"][arm]
+        ax.plot(range(1, len(y) + 1), y, marker="o", markersize=3, label=f"{arm} ({results['models'][arm]})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("simulated day")
+    ax.set_ylabel("cumulative new audiobook starts")
+    ax.set_title(title, fontsize=11)
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def abtest_html(results: dict[str, Any], name: str) -> str:
+    """One test: per-arm values and starts by source, the lifts against control beside the
+    paper's Table 5, and the cumulative starts chart."""
+    e = html.escape
+    arms, metrics, models = ab_arms(results), ab_metrics(results), results["models"]
+    head = _ab_heads(metrics)
+    values = "".join(
+        f"<tr><td>{e(a)}</td><td>{e(models[a])}</td><td>{results['arms'][a]['users']:,}</td>"
+        + "".join(f"<td>{_ab_value(m, results['arms'][a].get(m))}</td>" for m in metrics)
+        + "</tr>"
+        for a in arms
+    )
+    sources = results.get("starts_by_source") or {}
+    kinds = list(next(iter(sources.values()), {}))
+    by_source = "".join(
+        f"<tr><td>{e(a)}</td>"
+        + "".join(f"<td>{sources[a][k]:,}</td>" for k in kinds)
+        + f"<td>{sum(sources[a].values()):,}</td></tr>"
+        for a in arms
+        if a in sources
+    )
+    lifts = []
+    control = results["arms"][arms[0]]
+    for arm, m, x, paper in ab_lift_rows(results):
+        shift = f"{_ab_value(m, control.get(m))} → {_ab_value(m, results['arms'][arm].get(m))}"
+        lifts.append(
+            f"<tr><td>{e(arm)} ({e(models[arm])})</td><td>{e(m.replace('_', ' '))}</td><td>{shift}</td>"
+            f"<td>{ab_signed(x['lift'])}</td><td>{ab_ci(x['ci95'])}</td><td>{ab_p(x['p'])}</td>"
+            f'<td class="paper">{e(str(paper)) if paper else "—"}</td></tr>'
+        )
+    paper_rows = "".join(
+        f"<tr><td>{e(model)}</td>"
+        + "".join(f'<td class="paper">{e(str(v))}</td>' for v in lifts_.values())
+        + "</tr>"
+        for model, lifts_ in (results.get("paper") or {}).items()
+    )
+    paper_head = _ab_heads(next(iter((results.get("paper") or {}).values()), {}))
+    title = f"{name}: cumulative new audiobook starts"
+    return (
+        f'<h3>{e(name)}</h3><p class="note">Synthetic world (ours, not the paper\'s data): '
+        f"<code>{e(str(results.get('world', '')))}</code>. {len(arms)} arms, {results['days']} days, "
+        f"shelf of {results['shelf']}, {results['users']:,} users (seed {results.get('seed', '')}); "
+        f"lifts against {e(arms[0])}, 95% interval by the delta method, two-sided p-value.</p>"
+        f"<table><tr><th>arm</th><th>model</th><th>users</th>{head}</tr>{values}</table>"
+        f"<table><tr><th>arm (model)</th><th>metric</th><th>control → arm</th><th>lift</th>"
+        f"<th>95% CI</th><th>p</th><th>paper</th></tr>{''.join(lifts)}</table>"
+        + (
+            f"<table><tr><th>paper's Table 5 (vs production)</th>{paper_head}</tr>{paper_rows}</table>"
+            if paper_rows
+            else ""
+        )
+        + (
+            f"<table><tr><th>new audiobook starts by source</th>{_ab_heads(kinds)}<th>total</th></tr>"
+            f"{by_source}</table>"
+            if by_source
+            else ""
+        )
+        + _img(cumulative_chart(results, title), title)
+    )
+
+
+def abtest_section(run: Path) -> str:
+    """The "Simulated A/B test" section, one part per RUN/abtest/*/results.json by name ("" if
+    none); a file that cannot be read gets a note naming it, not a crash of the whole report."""
+    paths = sorted((run / "abtest").glob("*/results.json"))
+    if not paths:
+        return ""
+    parts = [
+        '<h2>Simulated A/B test</h2><p class="note"><code>colisten abtest</code> on the run\'s '
+        "synthetic world: each arm's model fills the home shelf each day and the world's own choice "
+        "model decides what users start and stream. The paper's lifts come from its online test "
+        "against its production model, so compare directions, not levels.</p>"
+    ]
+    for p in paths:
+        try:
+            parts.append(abtest_html(read_json(p), p.parent.name))
+        except (OSError, ValueError, LookupError, TypeError, AttributeError) as err:
+            rel, why = html.escape(str(p.relative_to(run))), html.escape(repr(err))
+            parts.append(f'<p class="note">Skipped {rel}: cannot be read ({why}).</p>')
+    return "".join(parts)
+
+
 def render_report(
     run: Path, metrics: dict[str, Any], meta: dict[str, Any], target_type: str, established_type: str | None
 ) -> str:
@@ -620,6 +780,7 @@ def render_report(
         parts.append(f"<h2>Ablations ({_plural(target_type)}, warm users)</h2>")
         full = metrics.get(target_type, {}).get("warm", {}).get("2T-HGNN")
         parts.append(ablation_html(read_json(abl_path), full, k_hit, k_list))
+    parts.append(abtest_section(run))
     # Training curves
     curves = []
     for rel, title in (
@@ -698,3 +859,13 @@ def write_report(run: str | Path, target_type: str, established_type: str | None
     out = run / "eval" / "report.html"
     write_text_atomic(out, render_report(run, metrics, meta, target_type, established_type))
     return out
+
+
+def refresh_report(run: str | Path, settings: Any = None) -> Path | None:
+    """Re-render report.html of an evaluated run, so that a later `colisten abtest` shows in it;
+    None (and nothing written) when the run has no eval/metrics.json yet."""
+    run = Path(run)
+    if not (run / "eval" / "metrics.json").exists():
+        return None
+    settings = settings or RunDir(run).settings()
+    return write_report(run, settings.data.target_type, next(iter(settings.data.established_types), None))
