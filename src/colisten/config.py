@@ -313,6 +313,13 @@ class TwoTowerConfig(_Section):
         "trains as a cold user: a second row without the target-type history, labelled with the "
         "target-type labels (cold users have none of their own to learn cold start from).",
     )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        description="Two-tower models trained alike with seeds seed, seed + 1, ..., served as one "
+        "by the mean of their scores (concatenated vectors: the same retrieval and serving). Costs "
+        "that many times the training. Tuning trials train one.",
+    )
     use_weak_signals: bool = Field(
         True, description="Weak signals in user features, training and inference (ablation: False)."
     )
@@ -347,6 +354,19 @@ class TwoTowerConfig(_Section):
         ge=0,
         description="Weight of the log-frequency (logQ) correction subtracted from in-batch logits: 1 "
         "(default) = the full sampled-softmax correction of PAPER.md Eq. 5, 0 = none.",
+    )
+    sampled_negatives: int = Field(
+        0,
+        ge=0,
+        description="Extra negatives per batch drawn uniformly from the catalogue and shared by its "
+        "rows, beside the in-batch ones (mixed negative sampling, Yang et al. 2020): in-batch "
+        "negatives are popular items, so rare ones are seldom contrasted. The logQ correction then "
+        "uses each item's expected count among the batch's candidates. 0 (default) = in-batch only.",
+    )
+    negatives_same_type: bool = Field(
+        False,
+        description="A row's negatives are only the items of its positive's type, the ranking that "
+        "is evaluated and served per type; False (default) = every item in the batch.",
     )
     label_events: Literal["strong", "any"] = Field(
         "strong",

@@ -33,3 +33,12 @@ def test_one_trial_is_the_configured_settings_alone():
 def test_a_bad_override_is_refused_like_a_config_file():
     with pytest.raises(ValueError):
         apply_overrides(Settings(), {"evaluate.als_factors": 0})
+
+
+def test_trials_train_one_two_tower_model_whatever_the_runs_ensemble():
+    from colisten.tune.validation import validation_settings
+
+    run = Settings.model_validate({"twotower": {"ensemble": 3}})
+    trial = validation_settings(run)
+    assert trial.twotower.ensemble == 1 and run.twotower.ensemble == 3
+    assert trial.data.history_days == run.data.history_days - run.data.holdout_days

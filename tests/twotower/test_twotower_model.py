@@ -67,6 +67,34 @@ def test_duplicate_items_in_a_batch_are_not_negatives_of_each_other():
     torch.testing.assert_close(got, want)
 
 
+def test_sampled_negative_columns_join_the_softmax_except_a_rows_own_positive():
+    torch.manual_seed(2)
+    u = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    v = torch.nn.functional.normalize(torch.randn(5, 4), dim=1)
+    items = torch.tensor([5, 6, 7, 6, 9])  # columns 3-4 sampled; column 3 is row 1's own item
+    log_q = torch.log(torch.tensor([0.3, 0.2, 0.1, 0.2, 0.05]))
+    got = in_batch_softmax_loss(u, v, items, log_q, 0.5)
+    logits = u @ v.T / 0.5 - log_q[None, :]
+    logits[1, 3] = float("-inf")
+    want = -torch.log_softmax(logits, dim=1).diagonal().mean()
+    torch.testing.assert_close(got, want)
+
+
+def test_excluded_columns_are_not_negatives_but_a_rows_positive_always_counts():
+    torch.manual_seed(3)
+    u = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    v = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    item_type = torch.tensor([0, 1, 0])
+    exclude = item_type[None, :] != item_type[:, None]
+    got = in_batch_softmax_loss(
+        u, v, torch.arange(3), torch.zeros(3), 0.5, exclude=exclude | torch.eye(3, dtype=bool)
+    )
+    logits = (u @ v.T / 0.5).masked_fill(exclude, float("-inf"))
+    want = -torch.log_softmax(logits, dim=1).diagonal().mean()
+    torch.testing.assert_close(got, want)
+    assert float(-torch.log_softmax(logits, dim=1)[1, 1]) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_popularity_prior_adds_its_bias_to_the_logits_and_serves_as_one_more_dimension():
     torch.manual_seed(2)
     m = TwoTowerModel(10, [3], 12, [2, 2], 4, [16, 8], popularity_prior=True, n_item_types=2, temperature=0.1)
@@ -115,3 +143,16 @@ def test_per_type_pooling_keeps_one_mean_of_learned_vectors_per_item_type():
     assert model.user_tower.mlp[0].in_features == 4 + 2 + 2 * 3  # dense, one categorical, 2 means
     with pytest.raises(ValueError, match="id_pooling"):
         TwoTowerModel(4, [3], 5, [3], 2, [8, 4], n_items=6, id_dim=3, id_pooling="max")
+
+
+def test_ensemble_members_must_score_on_one_scale():
+    from colisten.twotower.model import TwoTowerEnsemble
+
+    def member(t):
+        return TwoTowerModel(
+            3, [2], 4, [2, 2, 2], 4, [8], popularity_prior=True, n_item_types=2, temperature=t
+        )
+
+    assert TwoTowerEnsemble([member(0.1), member(0.1)]).out_dim == 16
+    with pytest.raises(ValueError, match="temperature"):
+        TwoTowerEnsemble([member(0.1), member(0.2)])

@@ -1,5 +1,6 @@
 """Serving: real-time user vectors equal the batch path; recommend both types; CLI and bad input."""
 
+import dataclasses
 import json
 import sys
 
@@ -310,3 +311,44 @@ def test_learned_item_vectors_train_and_serve_like_the_batch_path(tmp_path, fast
     for row, user in enumerate(users):
         query = bundle.known_user_query(bundle.users.index[user])
         np.testing.assert_allclose(bundle.user_vector(query), batch[row], atol=1e-5)
+
+
+def test_an_ensemble_serves_the_mean_of_its_members_scores_on_every_path(tmp_path, fast):
+    """twotower.ensemble = 2: two members (seeds 0 and 1) in RUN/twotower/members, one best.pt; the
+    served inner product is the mean of the members' own scores (prior included), and batch,
+    real-time and server paths agree; `--resume` continues each member."""
+    import torch
+
+    from colisten.twotower.train import load_model, load_training_data
+
+    settings = fast(id_dim=8, epochs=2, ensemble=2)
+    run = write_toy_run(tmp_path / "run", n_users=200, seed=1, settings=settings)
+    summary = train_stage(run, settings, progress=False, log=lambda *_: None)
+    assert len(summary["best_epoch"]) == 2
+    rec = TwoTowerRecommender.load(run)
+    members = [load_model(run / "twotower/members" / str(j) / "best.pt") for j in (0, 1)]
+    assert len(rec.model.members) == 2
+    assert not torch.allclose(members[0].item_ids.weight, members[1].item_ids.weight)  # other seeds
+    data = load_training_data(run, settings)
+    users = rec.known_users()[:10]
+    batch = rec.user_vectors(users)
+    served = batch @ rec._item_vectors.T
+    feats = rec.user_features(users)
+    from colisten.twotower.train import item_vectors, user_vectors
+
+    items = dataclasses.replace(data.items, log_popularity=data.serving_log_popularity)
+    own = [user_vectors(m, feats) @ item_vectors(m, items).T for m in members]
+    np.testing.assert_allclose(served, np.mean(own, axis=0), rtol=1e-4, atol=1e-5)
+    for row, user in enumerate(users):
+        live = rec.user_vector_from_history(history_of(run.root, user), **rec.demographics(user))
+        np.testing.assert_allclose(live, batch[row], atol=1e-5)
+    from colisten.serve.state import load_bundle
+
+    bundle = load_bundle(run.root)
+    for row, user in enumerate(users):
+        query = bundle.known_user_query(bundle.users.index[user])
+        np.testing.assert_allclose(bundle.user_vector(query), batch[row], atol=1e-5)
+    # resume: both members already finished, so nothing retrains and the model is the same
+    again = train_stage(run, settings, resume=True, progress=False, log=lambda *_: None)
+    assert again["best_epoch"] == summary["best_epoch"]
+    np.testing.assert_array_equal(TwoTowerRecommender.load(run).user_vectors(users), batch)

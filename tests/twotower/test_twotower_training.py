@@ -11,6 +11,7 @@ from colisten.io import read_json
 from colisten.twotower.features import user_features
 from colisten.twotower.train import (
     TrainingError,
+    candidate_log_counts,
     load_model,
     load_training_data,
     new_model,
@@ -108,10 +109,11 @@ def test_training_never_reads_the_hold_out(tmp_path, fast):
     assert (run / "twotower/item_vectors.npy").exists()
 
 
-def test_resume_continues_to_the_same_model_as_an_uninterrupted_run(tmp_path, fast):
+@pytest.mark.parametrize("negatives", [0, 16], ids=["in-batch", "sampled-negatives"])
+def test_resume_continues_to_the_same_model_as_an_uninterrupted_run(tmp_path, fast, negatives):
     run = write_toy_run(tmp_path / "run", n_users=150, seed=2, settings=fast())
     data, *_ = training_data(run)
-    cfg = run.settings().twotower
+    cfg = run.settings().twotower.model_copy(update={"sampled_negatives": negatives})
     straight = tmp_path / "straight"
     train_two_tower(data, cfg.model_copy(update={"epochs": 3}), straight, **QUIET)
     parts = tmp_path / "parts"
@@ -182,6 +184,23 @@ def test_log_frequency_weight_scales_the_correction(trained_run, fast):
     np.testing.assert_allclose(half.log_frequency, 0.5 * full.log_frequency, rtol=1e-6)
 
 
+def test_sampled_negatives_correct_by_each_items_expected_count_in_a_batch(trained_run):
+    """logQ with sampled negatives: log(batch * label share + negatives / n_items), weighted; without
+    them the stored log share itself (the same softmax up to a constant)."""
+    run, _ = trained_run
+    data, *_ = training_data(run)
+    cfg = run.settings().twotower
+    assert candidate_log_counts(data, cfg) is data.log_frequency
+    share = np.bincount(data.train_pairs[:, 1], minlength=data.space.n_items).astype(float)
+    share = np.maximum(share, 1) / share.sum()
+    for weight in (1.0, 0.5):
+        mixed = cfg.model_copy(update={"sampled_negatives": 64, "logq_weight": weight})
+        want = weight * np.log(cfg.batch_size * share + 64 / data.space.n_items)
+        np.testing.assert_allclose(candidate_log_counts(data, mixed), want, rtol=1e-5)
+    none = cfg.model_copy(update={"sampled_negatives": 64, "logq_weight": 0.0})
+    np.testing.assert_array_equal(candidate_log_counts(data, none), 0.0)
+
+
 def test_each_label_window_sees_only_the_popularity_before_it(trained_run):
     """The prior's popularity of a label window counts streams before that window only (no label
     leaks into its own prior); serving counts the whole history window."""
@@ -233,3 +252,31 @@ def test_cold_copies_train_warm_users_as_cold_ones_too(trained_run, fast):
     # and every copied user really had target-type history
     warm = set(before.loc[before.item_id.isin(books) & (before.event == "stream"), "user_id"])
     assert set(ids) <= warm
+
+
+def test_same_type_negatives_drop_the_other_types_columns_from_each_rows_softmax(trained_run):
+    """twotower.negatives_same_type: on a batch of one type the loss is unchanged; on a mixed
+    batch every row loses the other type's columns from its denominator, so the loss falls."""
+    from colisten.twotower.train import _Tensors
+
+    run, _ = trained_run
+    data, *_ = training_data(run)
+    cfg = run.settings().twotower
+    model = new_model(data, cfg).eval()
+    kinds = data.space.item_type_codes[data.train_pairs[:, 1]]
+    one = data.train_pairs[kinds == kinds[0]][:32]
+    mixed = np.concatenate([one[:16], data.train_pairs[kinds != kinds[0]][:16]])
+    with torch.no_grad():
+        loss = {
+            same: [
+                float(
+                    _Tensors(data, cfg.model_copy(update={"negatives_same_type": same}), "cpu").batch_loss(
+                        model, b
+                    )
+                )
+                for b in (one, mixed)
+            ]
+            for same in (False, True)
+        }
+    assert loss[True][0] == pytest.approx(loss[False][0], rel=1e-6)
+    assert loss[True][1] < loss[False][1] - 1e-3

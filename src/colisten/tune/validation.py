@@ -35,7 +35,8 @@ class ValidationSplitError(ColistenError):
 
 
 def validation_settings(settings: Settings) -> Settings:
-    """The run's settings with the history shortened by one hold-out (the validation truth)."""
+    """The run's settings with the history shortened by one hold-out (the validation truth), and
+    one two-tower model per trial (twotower.ensemble = 1: k times the cost would rank alike)."""
     d = settings.data
     if d.history_days <= d.holdout_days:
         raise ValidationSplitError(
@@ -44,7 +45,9 @@ def validation_settings(settings: Settings) -> Settings:
         )
     data = d.model_copy(update={"history_days": d.history_days - d.holdout_days})
     evaluate = settings.evaluate.model_copy(update={"oracles": False})
-    return settings.model_copy(update={"data": data, "evaluate": evaluate})
+    # trials rank settings with one two-tower model; the run's ensemble averages k of the chosen
+    twotower = settings.twotower.model_copy(update={"ensemble": 1})
+    return settings.model_copy(update={"data": data, "evaluate": evaluate, "twotower": twotower})
 
 
 def split_key(run: RunDir) -> str:

@@ -43,7 +43,8 @@ def train_2t(
     with rd.stage("train-2t") as info:
         info.update(train_stage(rd, settings, resume=resume, progress=progress, log=typer.echo))
     typer.echo(
-        f"two-tower model: best epoch {info['best_epoch']} (validation loss {info['best_val_loss']:.4f}); "
+        f"two-tower model: best epoch {_epochs(info['best_epoch'])} (validation loss "
+        f"{info['best_val_loss']:.4f}); "
         f"wrote {rd / 'twotower'}"
     )
 
@@ -198,3 +199,8 @@ def read_history(path: Path) -> list[dict]:
     if "item_id" not in df.columns:
         raise InputFileError(f"{path}: a history needs an item_id column (has {list(df.columns)})")
     return df.to_dict("records")
+
+
+def _epochs(best: int | list[int] | None) -> str:
+    """One model's best epoch, or an ensemble's, member by member."""
+    return ", ".join(map(str, best)) if isinstance(best, list) else str(best)

@@ -127,6 +127,11 @@ class TwoTowerModel(nn.Module):
             # unbiased two-tower model on MovieLens). Starts at 1: popularity as the prior.
             self.popularity_weight = nn.Parameter(torch.ones(n_item_types))
 
+    @property
+    def out_dim(self) -> int:
+        """Size of the towers' vectors (before the popularity prior's serving dimension)."""
+        return self.user_tower.out_dim
+
     def encode_users(
         self,
         dense: torch.Tensor,
@@ -189,6 +194,45 @@ class TwoTowerModel(nn.Module):
         return torch.cat([item_vectors, bias[:, None]], dim=1)
 
 
+class TwoTowerEnsemble(nn.Module):
+    """Two-tower models trained alike but for their seed, served as one model by the mean of their
+    scores (twotower.ensemble): one member's ranking varies with its seed about as much as a
+    setting changes it, and averaging removes that variance. The mean is one inner product of
+    concatenated vectors, [u_1 .. u_k] / k . [v_1 .. v_k] plus the mean prior, so retrieval, the
+    ANN index and serving use it unchanged; it has the single model's interface.
+    """
+
+    def __init__(self, members: list[TwoTowerModel]) -> None:
+        super().__init__()
+        first = members[0]
+        same = ("popularity_prior", "temperature", "id_dim", "n_item_types")
+        for m in members[1:]:
+            if any(m.config[k] != first.config[k] for k in same):
+                raise ValueError(f"ensemble members must agree on {', '.join(same)}")
+        self.members = nn.ModuleList(members)
+        self.config = {"members": [m.config for m in members]}
+        self.popularity_prior = first.popularity_prior
+        self.temperature = first.temperature
+        self.id_dim = first.id_dim
+
+    @property
+    def out_dim(self) -> int:
+        return sum(m.out_dim for m in self.members)
+
+    def encode_users(self, dense, categorical, history=None) -> torch.Tensor:
+        k = len(self.members)
+        return torch.cat([m.encode_users(dense, categorical, history) for m in self.members], dim=1) / k
+
+    def encode_items(self, dense, categorical, item_index) -> torch.Tensor:
+        return torch.cat([m.encode_items(dense, categorical, item_index) for m in self.members], dim=1)
+
+    def popularity_bias(self, log_popularity: torch.Tensor, item_type: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m.popularity_bias(log_popularity, item_type) for m in self.members]).mean(0)
+
+    serving_users = TwoTowerModel.serving_users
+    serving_items = TwoTowerModel.serving_items
+
+
 def in_batch_softmax_loss(
     user_vectors: torch.Tensor,
     item_vectors: torch.Tensor,
@@ -196,6 +240,7 @@ def in_batch_softmax_loss(
     log_frequency: torch.Tensor,
     temperature: float,
     bias: torch.Tensor | None = None,
+    exclude: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax over the batch's items for each (user, positive item) row, corrected by log frequency.
 
@@ -205,12 +250,19 @@ def in_batch_softmax_loss(
     every logit, p being the item's share of training labels, i.e. its chance to be drawn into
     a batch. Other rows with the same item are not negatives (masked out). `bias` [rows, items]:
     the popularity prior of each column's item for each row's user (as of that row's window).
+
+    Column r < rows is row r's positive; columns past the rows are extra sampled negatives
+    (mixed negative sampling), `log_frequency` then being each column's log expected count.
+    `exclude` [rows, columns]: further columns that are not negatives of a row (e.g. another type).
     """
     logits = user_vectors @ item_vectors.T / temperature - log_frequency[None, :]
     if bias is not None:
         logits = logits + bias
-    same = item_index[None, :] == item_index[:, None]
+    same = item_index[None, :] == item_index[: len(user_vectors), None]
     same.fill_diagonal_(False)
+    if exclude is not None:
+        same |= exclude
+        same.fill_diagonal_(False)
     logits = logits.masked_fill(same, float("-inf"))
     target = torch.arange(len(user_vectors), device=logits.device)
     return F.cross_entropy(logits, target)

@@ -294,37 +294,69 @@ def _bag(indptr, indices, rows):
     return indices[at], offsets
 
 
+def candidate_log_counts(data: TrainingData, cfg: TwoTowerConfig) -> np.ndarray:
+    """The logQ correction of each item as a batch candidate: log of its expected count among a
+    batch's columns, batch_size * (label share) + sampled_negatives / n_items, times logq_weight.
+    Without sampled negatives it is log(label share) plus a constant, which softmax ignores."""
+    if not cfg.sampled_negatives:
+        return data.log_frequency
+    freq = np.bincount(data.train_pairs[:, 1], minlength=data.space.n_items).astype(np.float64)
+    share = np.maximum(freq, 1.0) / freq.sum()  # as in log_frequency
+    expected = cfg.batch_size * share + cfg.sampled_negatives / data.space.n_items
+    return (cfg.logq_weight * np.log(expected)).astype(np.float32)
+
+
+def sampled_negatives(
+    cfg: TwoTowerConfig, n_items: int, n_batches: int, stream: int, epoch: int
+) -> np.ndarray | None:
+    """Uniform negatives [n_batches, sampled_negatives], a function of (seed, stream, epoch) so that
+    a resumed run draws the same ones; None without them."""
+    if not cfg.sampled_negatives:
+        return None
+    rng = np.random.default_rng([cfg.seed, stream, epoch])
+    return rng.integers(0, n_items, size=(n_batches, cfg.sampled_negatives), dtype=np.int64)
+
+
 class _Tensors:
     """The data's arrays on the training device."""
 
-    def __init__(self, data: TrainingData, device: str) -> None:
+    def __init__(self, data: TrainingData, cfg: TwoTowerConfig, device: str) -> None:
         import torch
 
         self.user_dense = torch.from_numpy(data.users.dense).to(device)
         self.user_cat = torch.from_numpy(data.users.categorical).to(device)
         self.item_dense = torch.from_numpy(data.items.dense).to(device)
         self.item_cat = torch.from_numpy(data.items.categorical).to(device)
-        self.log_frequency = torch.from_numpy(data.log_frequency).to(device)
+        self.log_frequency = torch.from_numpy(candidate_log_counts(data, cfg)).to(device)
+        self.temperature = cfg.temperature
+        self.same_type = cfg.negatives_same_type
         self.window_log_popularity = torch.from_numpy(data.window_log_popularity).to(device)
         self.row_window = torch.from_numpy(data.row_window).to(device)
         self.history = tuple(torch.from_numpy(a).to(device) for a in data.users.history)
         self.device = device
 
-    def batch_loss(self, model, pairs: np.ndarray, temperature: float):
+    def batch_loss(self, model, pairs: np.ndarray, negatives: np.ndarray | None = None):
+        """Loss of one batch of (user row, item) pairs; `negatives`: extra item columns."""
         import torch
 
         from colisten.twotower.model import in_batch_softmax_loss
 
         u = torch.from_numpy(pairs[:, 0]).to(self.device)
         i = torch.from_numpy(pairs[:, 1]).to(self.device)
+        if negatives is not None:  # columns: the rows' positives, then the sampled negatives
+            i = torch.cat([i, torch.from_numpy(negatives).to(self.device)])
         history = _bag(*self.history, u) if model.id_dim else None
         user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
         item_vecs = model.encode_items(self.item_dense[i], self.item_cat[i], i)
+        item_type = self.item_cat[i, 2]
         bias = None
         if model.popularity_prior:  # [rows, items]: each column's prior as of each row's window
             pop = self.window_log_popularity[self.row_window[u][:, None], i[None, :]]
-            bias = model.popularity_bias(pop, self.item_cat[i, 2][None, :])
-        return in_batch_softmax_loss(user_vecs, item_vecs, i, self.log_frequency[i], temperature, bias)
+            bias = model.popularity_bias(pop, item_type[None, :])
+        exclude = item_type[None, :] != item_type[: len(u), None] if self.same_type else None
+        return in_batch_softmax_loss(
+            user_vecs, item_vecs, i, self.log_frequency[i], self.temperature, bias, exclude
+        )
 
 
 def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
@@ -381,7 +413,7 @@ def _in_batches(model, encode, n: int, batch: int) -> np.ndarray:
     with torch.inference_mode():
         for s in range(0, n, batch):
             out.append(encode(np.arange(s, min(s + batch, n))).cpu().numpy())
-    d = model.user_tower.out_dim
+    d = model.out_dim
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, d), np.float32)
 
 
@@ -405,16 +437,18 @@ def validation_metrics(model, data: TrainingData, cfg: TwoTowerConfig, device: s
     out: dict[str, Any] = {"val_loss": None, "hr@10": {}}
     if len(pairs) == 0:
         return out
-    tensors = _Tensors(data, device)
+    tensors = _Tensors(data, cfg, device)
     model.eval()
     order = np.random.default_rng([cfg.seed, 1]).permutation(len(pairs))
+    starts = range(0, len(order), cfg.batch_size)
+    negatives = sampled_negatives(cfg, data.space.n_items, len(starts), 4, 0)  # the same every epoch
     losses, weights = [], []
     with torch.inference_mode():
-        for s in range(0, len(order), cfg.batch_size):
+        for k, s in enumerate(starts):
             b = pairs[order[s : s + cfg.batch_size]]
             if len(b) < 2:
                 continue
-            losses.append(float(tensors.batch_loss(model, b, cfg.temperature)))
+            losses.append(float(tensors.batch_loss(model, b, None if negatives is None else negatives[k])))
             weights.append(len(b))
     if losses:
         out["val_loss"] = float(np.average(losses, weights=weights))
@@ -470,7 +504,7 @@ def train_two_tower(
     # fused: one kernel over all parameters. On CPU a step of the id_dim=64 model takes 0.69x the time
     # of the default (foreach) Adam, less than the id_dim=0 model took with it (bench/twotower_step.py)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
-    tensors = _Tensors(data, device)
+    tensors = _Tensors(data, cfg, device)
     fingerprint = _fingerprint(data, cfg)
 
     start_epoch, curve = 0, []
@@ -503,10 +537,11 @@ def train_two_tower(
         order = np.random.default_rng([cfg.seed, 0, epoch]).permutation(n)
         batches = [order[s : s + cfg.batch_size] for s in range(0, n, cfg.batch_size)]
         batches = [b for b in batches if len(b) >= 2]
+        negatives = sampled_negatives(cfg, data.space.n_items, len(batches), 3, epoch)
         total, seen = 0.0, 0
         bar = tqdm(batches, desc=f"2T epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for b in bar:
-            loss = tensors.batch_loss(model, data.train_pairs[b], cfg.temperature)
+        for k, b in enumerate(bar):
+            loss = tensors.batch_loss(model, data.train_pairs[b], None if negatives is None else negatives[k])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -560,16 +595,76 @@ def train_two_tower(
 
 
 def load_model(path: str | Path, device: str = "cpu"):
-    """A TwoTowerModel from best.pt / checkpoint.pt, in eval mode."""
+    """A TwoTowerModel (or TwoTowerEnsemble) from best.pt / checkpoint.pt, in eval mode."""
     import torch
 
-    from colisten.twotower.model import TwoTowerModel
+    from colisten.twotower.model import TwoTowerEnsemble, TwoTowerModel
 
     ckpt = torch.load(path, map_location=device, weights_only=False)
-    model = TwoTowerModel(**ckpt["model_config"]).to(device)
-    model.load_state_dict(ckpt["model"])
+    config = ckpt["model_config"]
+    if "members" in config:
+        model = TwoTowerEnsemble([TwoTowerModel(**c) for c in config["members"]])
+    else:
+        model = TwoTowerModel(**config)
+    model.to(device).load_state_dict(ckpt["model"])
     model.eval()
     return model
+
+
+def train_ensemble(
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """train_two_tower itself for one member; for twotower.ensemble = k, member j (seed + j) trains
+    into out_dir/members/j (its own checkpoint, best.pt and curve: `--resume` continues each) and
+    out_dir/best.pt holds them all as one TwoTowerEnsemble; curve.json is the members' mean."""
+    from colisten.twotower.model import TwoTowerEnsemble
+
+    out_dir = Path(out_dir)
+    if cfg.ensemble == 1:
+        return train_two_tower(data, cfg, out_dir, resume=resume, progress=progress, log=log)
+    summaries, members = [], []
+    for j in range(cfg.ensemble):
+        log(f"ensemble member {j + 1}/{cfg.ensemble} (seed {cfg.seed + j})")
+        member_cfg = cfg.model_copy(update={"seed": cfg.seed + j, "ensemble": 1})
+        member_dir = out_dir / "members" / str(j)
+        summaries.append(
+            train_two_tower(data, member_cfg, member_dir, resume=resume, progress=progress, log=log)
+        )
+        members.append(load_model(member_dir / "best.pt"))
+    model = TwoTowerEnsemble(members)
+    save_torch_atomic(out_dir / "best.pt", {"model": model.state_dict(), "model_config": model.config})
+    curve = _mean_curve([s["curve"] for s in summaries])
+    write_json_atomic(out_dir / "curve.json", curve)
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # a single model's: not this ensemble's
+    losses = [s["best_val_loss"] for s in summaries]
+    return {
+        "epochs": len(curve),
+        "best_epoch": [s["best_epoch"] for s in summaries],
+        "best_val_loss": float(np.mean(losses)),
+        "curve": curve,
+    }
+
+
+def _mean_curve(curves: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per epoch, the members' mean of every number (dicts of numbers averaged key by key)."""
+
+    def mean(values: list[Any]) -> Any:
+        if all(isinstance(v, dict) for v in values):
+            return {k: mean([v[k] for v in values if k in v]) for k in values[0]}
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        return float(np.mean(numbers)) if numbers else None
+
+    rows = []
+    for epoch_rows in zip(*curves, strict=False):
+        row = {k: mean([r.get(k) for r in epoch_rows]) for k in epoch_rows[0] if k != "epoch"}
+        rows.append({"epoch": epoch_rows[0]["epoch"], **row})
+    return rows
 
 
 # --- stage: RUN/{data,split,content,hgnn} -> RUN/twotower ------------------------------------------
@@ -629,7 +724,7 @@ def train_stage(
     # of an earlier training may claim to belong to it (a killed rerun leaves the stage incomplete)
     for stale in ("features.json", "item_vectors.npy"):
         (out_dir / stale).unlink(missing_ok=True)
-    summary = train_two_tower(data, cfg, out_dir, resume=resume, progress=progress, log=log)
+    summary = train_ensemble(data, cfg, out_dir, resume=resume, progress=progress, log=log)
     meta = {
         **data.space.to_json(),
         "settings": cfg.model_dump(mode="json"),
