@@ -159,3 +159,17 @@ def test_ablations_run_and_reach_the_report(tiny_run):
 def test_run_command_rejects_missing_data(tmp_path):
     result = CliRunner().invoke(app, ["run", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
     assert result.exit_code != 0
+
+
+def test_the_demos_ab_test_has_the_papers_three_arms_and_reaches_the_report(tiny_run):
+    """`colisten demo` ends with Popularity vs 2T vs 2T-HGNN on the home shelf (`--no-abtest` skips)."""
+    from colisten.pipeline import demo_abtest
+
+    run, *_ = tiny_run
+    lines = demo_abtest(run)
+    results = json.loads((run / "abtest" / "demo" / "results.json").read_text())
+    assert results["models"] == {"control": "Popularity", "2T": "2T", "2T-HGNN": "2T-HGNN"}
+    assert set(results["lifts"]) == {"2T", "2T-HGNN"}
+    assert any(line.startswith("2T-HGNN") and "start rate" in line for line in lines)
+    assert all(len(line) <= 80 for line in lines[:-1])
+    assert "Simulated A/B test" in (run / "eval" / "report.html").read_text()

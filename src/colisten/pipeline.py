@@ -43,6 +43,10 @@ SMALL_OVERRIDES: dict[str, Any] = {
     "tune": {"models": DEMO_TUNED, "trials": 3},
 }
 
+# The demo's A/B test arms (`colisten abtest --arms` syntax) and length.
+DEMO_ARMS = "control=Popularity,2T=2T,2T-HGNN=2T-HGNN"
+DEMO_AB_DAYS = 14
+
 Log = Callable[[str], None]  # a stage's own progress lines (train-hgnn / train-2t: one per epoch)
 
 
@@ -171,6 +175,12 @@ def register(app: typer.Typer) -> None:
         small: bool = typer.Option(False, "--small", help="A tiny world and short training (~1 min)."),
         config: Path | None = typer.Option(None, "--config", "-c", help="TOML settings over the demo's."),
         seed: int = typer.Option(0, help="World seed."),
+        abtest: bool = typer.Option(
+            True,
+            "--abtest/--no-abtest",
+            help=f"End with a simulated A/B test ({DEMO_ARMS}, {DEMO_AB_DAYS} days; about 1.5 min of "
+            "the demo's time).",
+        ),
     ) -> None:
         from colisten.world.simulate import generate_world
 
@@ -185,6 +195,10 @@ def register(app: typer.Typer) -> None:
             summary = generate_world(world_dir, seed=seed, **size)
             console.print(f"      {summary.events:,} events in {summary.seconds:.1f} s")
         run_pipeline(world_dir, out, settings, log=console.print)
+        if abtest:
+            console.print(f"A/B test: {DEMO_ARMS} on the home shelf, {DEMO_AB_DAYS} simulated days …")
+            for line in demo_abtest(out, log=console.print):
+                console.print(line, highlight=False, markup=False)
         _finish(out, console, time.perf_counter() - t0)
 
     @app.command(
@@ -200,6 +214,17 @@ def register(app: typer.Typer) -> None:
         t0 = time.perf_counter()
         run_pipeline(data, out, load_settings(config), log=console.print)
         _finish(out, console, time.perf_counter() - t0)
+
+
+def demo_abtest(run: Path, log: Log = quiet) -> list[str]:
+    """The demo's simulated A/B test: Popularity as control, 2T and 2T-HGNN as treatments (the
+    paper's three arms, with Popularity for its production model), into RUN/abtest/demo/ and the
+    report; returns the lift table's lines."""
+    from colisten.abtest.arms import parse_arms
+    from colisten.abtest.stage import format_results, run_abtest
+
+    results = run_abtest(run, parse_arms(DEMO_ARMS), days=DEMO_AB_DAYS, name="demo", log=log)
+    return [*format_results(results), f"wrote {results['path']}"]
 
 
 def _settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
