@@ -33,6 +33,22 @@ OURS = "2T-HGNN"
 SEGMENTS = (("audiobook", "warm"), ("audiobook", "cold"), ("podcast", "all"))
 
 
+def recast(dataset: str, out: Path, seed: int) -> None:
+    """`colisten datasets` writes the data set's two-type recast (seeded) to `out`."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "colisten",
+        "datasets",
+        DATASETS[dataset],
+        "--out",
+        str(out),
+        "--seed",
+        str(seed),
+    ]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument(
@@ -76,21 +92,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, reuse: Path | None) 
     data = args.workdir / name / f"data-seed{seed}"
     out = args.workdir / name / f"run-seed{seed}"
     if not (out / "eval" / "metrics.json").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "colisten",
-                "datasets",
-                DATASETS[name],
-                "--out",
-                str(data),
-                "--seed",
-                str(seed),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        recast(name, data, seed)
         overrides = {
             "hgnn": {"seed": seed},
             "twotower": {"seed": seed},

@@ -20,15 +20,14 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from quality import DATASETS, recast  # bench/quality.py: the suite's data sets and their recast
 
-DATASETS = {"ml-100k": "movielens-100k", "ml-latest-small": "ml-latest-small"}
 SEGMENTS = (("audiobook", "warm"), ("audiobook", "cold"), ("podcast", "warm"))
 
 
@@ -54,21 +53,7 @@ def prepared_run(dataset: str, seed: int, work: Path):
 
     data_dir, run_dir = work / f"data-seed{seed}", work / f"run-seed{seed}"
     if not data_dir.exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "colisten",
-                "datasets",
-                DATASETS[dataset],
-                "--out",
-                str(data_dir),
-                "--seed",
-                str(seed),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        recast(dataset, data_dir, seed)
     settings = load_settings(None, {"content": {"cache_dir": str(work / "text-cache")}})
     rd = RunDir(run_dir)
     if not (rd / "content").exists():

@@ -168,8 +168,7 @@ def build_training_data(
             "or use a longer history"
         )
 
-    freq = np.bincount(train_pairs[:, 1], minlength=space.n_items).astype(np.float64)
-    log_frequency = (cfg.logq_weight * np.log(np.maximum(freq, 1.0) / freq.sum())).astype(np.float32)
+    log_frequency = (cfg.logq_weight * np.log(label_share(train_pairs, space.n_items))).astype(np.float32)
     item_feats = item_features(items, text_embeddings, hgnn_embeddings if cfg.use_hgnn else None, space)
     item_feats.log_popularity = window_pop[0]  # validation pairs are the last window's
     return TrainingData(
@@ -294,14 +293,20 @@ def _bag(indptr, indices, rows):
     return indices[at], offsets
 
 
+def label_share(train_pairs: np.ndarray, n_items: int) -> np.ndarray:
+    """Each item's share of the training labels (an item without any counts as one label), the
+    chance of being drawn into a batch that the logQ correction divides out."""
+    freq = np.bincount(train_pairs[:, 1], minlength=n_items).astype(np.float64)
+    return np.maximum(freq, 1.0) / freq.sum()
+
+
 def candidate_log_counts(data: TrainingData, cfg: TwoTowerConfig) -> np.ndarray:
     """The logQ correction of each item as a batch candidate: log of its expected count among a
     batch's columns, batch_size * (label share) + sampled_negatives / n_items, times logq_weight.
     Without sampled negatives it is log(label share) plus a constant, which softmax ignores."""
     if not cfg.sampled_negatives:
         return data.log_frequency
-    freq = np.bincount(data.train_pairs[:, 1], minlength=data.space.n_items).astype(np.float64)
-    share = np.maximum(freq, 1.0) / freq.sum()  # as in log_frequency
+    share = label_share(data.train_pairs, data.space.n_items)
     expected = cfg.batch_size * share + cfg.sampled_negatives / data.space.n_items
     return (cfg.logq_weight * np.log(expected)).astype(np.float32)
 
