@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from colisten.abtest import stage
 from colisten.abtest.arms import parse_arms
-from colisten.abtest.stage import format_results, run_abtest
+from colisten.abtest.stage import format_results
+from colisten.run import RunDir
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -37,9 +39,11 @@ def main() -> None:
     sections = []
     for spec in tests:
         t0 = time.perf_counter()
-        r = run_abtest(
-            args.run,
-            parse_arms(spec),
+        rd = RunDir(args.run)
+        r = stage.run(
+            rd,
+            rd.settings(),
+            arms=parse_arms(spec),
             days=args.days,
             shelf=args.shelf,
             seed=args.seed,

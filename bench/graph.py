@@ -5,7 +5,7 @@ used as the history window. Measured in the same run, each in its own process (s
 measurement's own):
 - bare   : one DuckDB self-join SQL, the paper's rule and nothing else (distinct user-item pairs,
            join on user, count per item pair, write Parquet); DuckDB defaults.
-- ours   : `colisten graph` stage (run_graph_stage) with default settings: per-user cap 500,
+- ours   : `colisten graph` stage (graph.stage.run) with default settings: per-user cap 500,
            typed relations, edges.parquet, nodes.parquet, CSR arrays saved, graph.json.
 - lowmem : the stage with [graph] memory_limit = 512MB, at the largest size: DuckDB must spill to disk
            (peak size of its spill folder reported).
@@ -97,14 +97,18 @@ def measure(kind: str, run: Path) -> dict:
         capped = None
     else:
         from colisten.config import Settings
-        from colisten.graph.stage import run_graph_stage
+        from colisten.graph import stage as graph_stage
 
         settings = Settings()
         if kind == "lowmem":
             settings.graph.memory_limit = LOW_MEMORY_LIMIT
-        build = run_graph_stage(run, settings, engine="spark" if kind == "spark" else "duckdb")
-        edges = build.stats["edges"]
-        capped = build.stats.get("users_capped")
+        from colisten.run import RunDir
+
+        built = graph_stage.run(
+            RunDir(run), settings, engine="spark" if kind == "spark" else "duckdb", describe=False
+        )
+        edges = built["edges"]
+        capped = built.get("users_capped")
         if kind == "spark":
             from colisten.graph.spark import stop_spark
 

@@ -119,8 +119,8 @@ def two_tower(n_users: int, epochs: int, realtime_users: int, k: int, train: boo
     import pandas as pd
     from toy_run import write_toy_run
 
+    from colisten.twotower import stage as twotower_stage
     from colisten.twotower.recommender import TwoTowerRecommender, write_recommendations
-    from colisten.twotower.train import train_stage
 
     rows: list[list] = []
     info: dict = {}
@@ -139,7 +139,7 @@ def two_tower(n_users: int, epochs: int, realtime_users: int, k: int, train: boo
         )
         info["events"] = len(pd.read_parquet(run / "data/interactions.parquet", columns=["user_id"]))
         cpu0, t0 = time.process_time(), time.perf_counter()
-        summary = train_stage(run, settings, progress=False, log=lambda *_: None)
+        summary = twotower_stage.run(run, settings)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         info["train"] = summary
         rows.append(

@@ -62,9 +62,9 @@ def build_run(
     from toy_run import write_toy_run
 
     from colisten.config import Settings
-    from colisten.graph.stage import run_graph_stage
-    from colisten.retrieval.commands import build_run_indexes
-    from colisten.twotower.train import train_stage
+    from colisten.graph import stage as graph_stage
+    from colisten.retrieval import stage as index_stage
+    from colisten.twotower import stage as twotower_stage
 
     if (root / "index" / "index.json").exists():
         return root
@@ -85,11 +85,9 @@ def build_run(
         settings=settings,
     )
     _widen_item_ids(root)
-    run_graph_stage(run, settings)
-    with run.stage("train-2t") as info:
-        info.update(train_stage(run, settings, progress=False, log=lambda *_: None))
-    with run.stage("index"):
-        build_run_indexes(run, settings, log=lambda *_: None)
+    graph_stage.run(run, settings, describe=False)
+    twotower_stage.run(run, settings)
+    index_stage.run(run, settings)
     print(f"  built in {time.perf_counter() - t0:.0f} s")
     return root
 

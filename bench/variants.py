@@ -47,7 +47,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 def prepared_run(dataset: str, seed: int, work: Path):
     """The recast (seed) validated, split and embedded in work/, and its validation split."""
     from colisten.config import load_settings
-    from colisten.pipeline import stage_embed, stage_split, stage_validate
+    from colisten.content import stage as content_stage
+    from colisten.data import stage as data_stage
     from colisten.run import RunDir
     from colisten.tune.validation import carve_validation_split, validation_settings
 
@@ -59,9 +60,9 @@ def prepared_run(dataset: str, seed: int, work: Path):
     if not (rd / "content").exists():
         rd.root.mkdir(parents=True, exist_ok=True)
         rd.init(settings)
-        stage_validate(rd, settings, data_dir)
-        stage_split(rd, settings)
-        stage_embed(rd, settings)
+        data_stage.validate(rd, settings, data=data_dir)
+        data_stage.split(rd, settings)
+        content_stage.run(rd, settings)
     return rd, carve_validation_split(rd, settings), validation_settings(settings)
 
 

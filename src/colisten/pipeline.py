@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from colisten.config import Settings, load_settings
-from colisten.console import console
+from colisten.console import Log, console, quiet
 from colisten.errors import ColistenError
 from colisten.run import RunDir
 
@@ -47,79 +48,36 @@ SMALL_OVERRIDES: dict[str, Any] = {
 DEMO_ARMS = "control=Popularity,2T=2T,2T-HGNN=2T-HGNN"
 DEMO_AB_DAYS = 14
 
-Log = Callable[[str], None]  # a stage's own progress lines (train-hgnn / train-2t: one per epoch)
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline: its name (as the CLI and the manifest know it) and the module
+    whose function `run(rd, settings, *, log, ...) -> dict` it is (the stage contract: the stage
+    reads its inputs from the run, writes its outputs and records itself in the manifest)."""
+
+    name: str
+    module: str
+    function: str = "run"
+
+    def __call__(self, rd: RunDir, settings: Settings, **options: Any) -> dict[str, Any]:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.function)(rd, settings, **options)
 
 
-def quiet(_message: str) -> None:
-    """The default `log` of a stage function called on its own: its lines are dropped."""
-
-
-STAGES = ("validate", "split", "embed", "tune", "graph", "train-hgnn", "train-2t", "index", "evaluate")
-
-
-def stage_validate(rd: RunDir, settings: Settings, data: Path) -> None:
-    from colisten.data.stage import run_validate_stage
-
-    report = run_validate_stage(rd, settings, data)
-    if report.tables["interactions"].accepted == 0:
-        raise ColistenError(f"{data}: no interactions were accepted; run `colisten validate --data {data}`")
-
-
-def stage_split(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
-    from colisten.data.stage import run_split_stage
-
-    run_split_stage(rd, settings)
-
-
-def stage_embed(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
-    from colisten.content.stage import run_embed_stage
-
-    run_embed_stage(rd, settings, progress=False)
-
-
-def stage_graph(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
-    from colisten.graph.stage import run_graph_stage, run_graph_stats
-
-    run_graph_stage(rd, settings)
-    run_graph_stats(rd)
-
-
-def stage_hgnn(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
-    from colisten.hgnn.stage import run_train_hgnn
-
-    run_train_hgnn(rd.root, settings=settings, progress=False, log=log)
-
-
-def stage_two_tower(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
-    from colisten.twotower.train import train_stage
-
-    with rd.stage("train-2t") as info:
-        info.update(train_stage(rd, settings, progress=False, log=log))
-
-
-def stage_index(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
-    from colisten.retrieval.commands import build_run_indexes
-
-    with rd.stage("index") as info:
-        report = build_run_indexes(rd, settings, log=lambda *a, **k: None)
-        info["recall@10"] = {t: v["recall@10"] for t, v in report["types"].items()}
-
-
-def stage_evaluate(rd: RunDir, settings: Settings, log: Log = quiet) -> None:
-    from colisten.evaluate.stage import run_evaluate_stage
-
-    run_evaluate_stage(rd.root, settings)
-
-
-STAGE_FUNCTIONS: dict[str, Callable[..., None]] = {
-    "split": stage_split,
-    "embed": stage_embed,
-    "graph": stage_graph,
-    "train-hgnn": stage_hgnn,
-    "train-2t": stage_two_tower,
-    "index": stage_index,
-    "evaluate": stage_evaluate,
-}
+# The pipeline is this list, in order (modules are imported when their stage runs).
+PIPELINE = (
+    Stage("validate", "colisten.data.stage", "validate"),
+    Stage("split", "colisten.data.stage", "split"),
+    Stage("embed", "colisten.content.stage"),
+    Stage("tune", "colisten.tune.stage"),
+    Stage("graph", "colisten.graph.stage"),
+    Stage("train-hgnn", "colisten.hgnn.stage"),
+    Stage("train-2t", "colisten.twotower.stage"),
+    Stage("index", "colisten.retrieval.stage"),
+    Stage("evaluate", "colisten.evaluate.stage"),
+)
+STAGES = tuple(stage.name for stage in PIPELINE)
 
 
 def run_pipeline(
@@ -132,29 +90,29 @@ def run_pipeline(
     log: Callable[[str], None] = print,
 ) -> dict[str, float]:
     """Run every stage on `data` into the run directory `out`; returns seconds per stage.
-    `reuse_tuning`: take another run's tuned settings (`colisten tune --reuse`) instead of tuning."""
+    `reuse_tuning`: take another run's tuned settings (`colisten tune --reuse`) instead of tuning.
+    Each stage gets the run's settings as the stages before it left them (tune changes them)."""
     rd = RunDir(out)
     rd.init(settings)
+    options: dict[str, dict[str, Any]] = {"validate": {"data": data}, "tune": {"reuse": reuse_tuning}}
     timings: dict[str, float] = {}
-    for name in STAGES:
-        if name in skip:
+    for number, stage in enumerate(PIPELINE, start=1):
+        if stage.name in skip:
             continue
         t0 = time.perf_counter()
-        log(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name} …")
-        if name == "validate":
-            stage_validate(rd, settings, data)
-        elif name == "tune":
-            if not settings.tune.enabled:
-                log("      tune disabled (tune.enabled = false): configured settings kept")
-                continue
-            from colisten.tune.stage import run_tune_stage
-
-            settings = run_tune_stage(rd, settings, reuse=reuse_tuning, log=lambda m: log(f"      {m}"))
-        else:
-            # `log` takes the stage's own lines (train-hgnn / train-2t: one per epoch), indented
-            STAGE_FUNCTIONS[name](rd, settings, log=lambda m: log(f"      {m}"))
-        timings[name] = time.perf_counter() - t0
-        log(f"      {name} done in {timings[name]:.1f} s")
+        log(f"[{number}/{len(PIPELINE)}] {stage.name} …")
+        settings = rd.settings()
+        if stage.name == "tune" and not settings.tune.enabled and reuse_tuning is None:
+            log("      tune disabled (tune.enabled = false): configured settings kept")
+            continue
+        # `log` takes the stage's own lines (train-hgnn / train-2t: one per epoch), indented
+        info = stage(rd, settings, log=lambda m: log(f"      {m}"), **options.get(stage.name, {}))
+        if stage.name == "validate" and info["interactions"]["accepted"] == 0:
+            raise ColistenError(
+                f"{data}: no interactions were accepted; run `colisten validate --data {data}`"
+            )
+        timings[stage.name] = time.perf_counter() - t0
+        log(f"      {stage.name} done in {timings[stage.name]:.1f} s")
     return timings
 
 
@@ -220,10 +178,14 @@ def demo_abtest(run: Path, log: Log = quiet) -> list[str]:
     """The demo's simulated A/B test: Popularity as control, 2T and 2T-HGNN as treatments (the
     paper's three arms, with Popularity for its production model), into RUN/abtest/demo/ and the
     report; returns the lift table's lines."""
+    from colisten.abtest import stage
     from colisten.abtest.arms import parse_arms
-    from colisten.abtest.stage import format_results, run_abtest
+    from colisten.abtest.stage import format_results
 
-    results = run_abtest(run, parse_arms(DEMO_ARMS), days=DEMO_AB_DAYS, name="demo", log=log)
+    rd = RunDir(run)
+    results = stage.run(
+        rd, rd.settings(), arms=parse_arms(DEMO_ARMS), days=DEMO_AB_DAYS, name="demo", log=log
+    )
     return [*format_results(results), f"wrote {results['path']}"]
 
 

@@ -9,22 +9,29 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from colisten.abtest import stage as abtest_stage
 from colisten.abtest.arms import AbTestError, parse_arms
 from colisten.abtest.assignment import assign_arms, balance, sample_users
-from colisten.abtest.stage import format_results, load_context, run_abtest
+from colisten.abtest.stage import format_results, load_context
 from colisten.cli import app
 from colisten.config import Settings
-from colisten.pipeline import stage_split, stage_validate
+from colisten.data import stage as data_stage
 from colisten.run import RunDir
 from colisten.world.simulate import generate_world
+
+
+def run_abtest(run, arms, **options):
+    """The abtest stage on the run directory `run` with its own settings."""
+    rd = RunDir(run)
+    return abtest_stage.run(rd, rd.settings(), arms=arms, **options)
 
 
 def _run(tmp, users: int, seed: int):
     generate_world(tmp / "world", users=users, podcasts=300, audiobooks=120, days=104, seed=seed)
     rd = RunDir(tmp / "run")
     settings = Settings()
-    stage_validate(rd, settings, tmp / "world")
-    stage_split(rd, settings)
+    data_stage.validate(rd, settings, data=tmp / "world")
+    data_stage.split(rd, settings)
     return rd.root
 
 

@@ -1,6 +1,6 @@
 """The "Simulated A/B test" section of RUN/eval/report.html (issue 14): per results.json the lift
 table beside the paper's, starts by source and the cumulative starts chart; a bad file gets a
-note; `run_abtest` re-renders an evaluated run's report."""
+note; the abtest stage re-renders an evaluated run's report."""
 
 from __future__ import annotations
 
@@ -8,20 +8,27 @@ import base64
 import re
 from pathlib import Path
 
+from colisten.abtest import stage as abtest_stage
 from colisten.abtest.arms import parse_arms
-from colisten.abtest.stage import PAPER_LIFTS, format_results, load_context, run_abtest
+from colisten.abtest.stage import PAPER_LIFTS, format_results, load_context
 from colisten.config import Settings
+from colisten.data import stage as data_stage
 from colisten.evaluate.report import refresh_report
 from colisten.io import write_json_atomic
-from colisten.pipeline import stage_split, stage_validate
 from colisten.run import RunDir
 from colisten.world.simulate import generate_world
 
 METRICS = ["start_rate", "stream_rate", "shelf_starts", "organic_starts", "longtail_share"]
 
 
+def run_abtest(run, arms, **options):
+    """The abtest stage on the run directory `run` with its own settings."""
+    rd = RunDir(run)
+    return abtest_stage.run(rd, rd.settings(), arms=arms, **options)
+
+
 def _results(treatments: dict[str, str], lift: float = 0.1234) -> dict:
-    """A results.json as run_abtest writes it (control "ctl" = Popularity), numbers made up."""
+    """A results.json as the abtest stage writes it (control "ctl" = Popularity), numbers made up."""
     models = {"ctl": "Popularity", **treatments}
     arms = {a: {"users": 1000 + i, **{m: 0.25 + 0.01 * i for m in METRICS}} for i, a in enumerate(models)}
     lifts = {
@@ -118,8 +125,8 @@ def test_unreadable_results_get_a_note_not_a_crash(tmp_path):
 def test_run_abtest_rerenders_the_report_of_an_evaluated_run_only(tmp_path):
     generate_world(tmp_path / "world", users=400, podcasts=120, audiobooks=60, days=104, seed=2)
     rd, settings = RunDir(tmp_path / "run"), Settings()
-    stage_validate(rd, settings, tmp_path / "world")
-    stage_split(rd, settings)
+    data_stage.validate(rd, settings, data=tmp_path / "world")
+    data_stage.split(rd, settings)
     ctx = load_context(rd.root, tmp_path / "world")
     arms = parse_arms("control=Popularity,oracle=Oracle")
     report = rd.root / "eval" / "report.html"

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 import colisten.evaluate.practitioner as practitioner
 from colisten.config import Settings
+from colisten.evaluate import stage as evaluate_stage
 from colisten.evaluate.baselines import Popularity
 from colisten.evaluate.data import EvalData, load_eval_data
 from colisten.evaluate.harness import EvaluateError, build_models, evaluate, evaluate_run, rank_users
@@ -24,7 +25,6 @@ from colisten.evaluate.practitioner import (
     top_k_per_row,
     weighted_history,
 )
-from colisten.evaluate.stage import run_evaluate_stage
 
 
 def settings(**evaluate) -> Settings:
@@ -269,7 +269,7 @@ def test_metrics_json_keeps_its_shape_with_every_baseline(tiny_run):
     s = settings(bootstrap=10, lightgcn_epochs=3, hgnn_w_users_epochs=1)
     names = list(s.evaluate.baselines)
     assert {"EASE", "ItemKNN", "LightGCN"} <= set(names)
-    run_evaluate_stage(tiny_run.root, s, None)  # the default list: every model
+    evaluate_stage.run(tiny_run, s)  # the default list: every model
     _check_shape(tiny_run.root, names)
     meta = json.loads((tiny_run.root / "eval/meta.json").read_text())
     for m in ("EASE", "ItemKNN", "LightGCN"):

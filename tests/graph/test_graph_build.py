@@ -14,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from colisten.config import GraphConfig, Settings
+from colisten.graph import stage as graph_stage
 from colisten.graph.build import GraphInputError, build_co_listening_graph
-from colisten.graph.stage import load_graph, run_graph_stage
+from colisten.graph.stage import load_graph
 from colisten.graph.store import CoListeningGraph
+from colisten.run import RunDir
 
 ITEMS = [
     ("a1", "audiobook"),
@@ -318,7 +320,7 @@ def test_top_k_by_association_prefers_specific_pairs_to_a_popular_hub(tmp_path):
 # --- the stage on a run directory -------------------------------------------------------------------
 def test_stage_writes_the_contract_files(tmp_path, graph_helpers):
     run = graph_helpers.write_run(tmp_path / "run", ITEMS, HISTORY)
-    run_graph_stage(run, Settings())
+    graph_stage.run(RunDir(run), Settings(), describe=False)
     g = run / "graph"
     nodes = pq.read_table(g / "nodes.parquet")
     assert nodes.column_names == ["item_id", "item_type", "global_index", "type_index"]
@@ -352,17 +354,18 @@ def test_hold_out_events_never_create_edges(tmp_path, graph_helpers):
     history += [("u2", "a2", 3 * day), ("u2", "p2", cut + day)]  # leaked hold-out event: ignored
     holdout = [("u1", "a3", cut + 1), ("u1", "p3", cut + 2), ("u3", "a2", cut + 3), ("u3", "p1", cut + 4)]
     run = graph_helpers.write_run(tmp_path / "run", ITEMS, history, holdout=holdout, cut=cut)
-    b = run_graph_stage(run, Settings())
-    assert set(edge_dict(b)) == {("a1", "p1")}
-    assert b.stats["events_at_or_after_cut"] == 1
+    summary = graph_stage.run(RunDir(run), Settings(), describe=False)
+    edges = pq.read_table(run / "graph" / "edges.parquet").to_pylist()
+    assert {(r["src"], r["dst"]) for r in edges} == {("a1", "p1")}
+    assert summary["events_at_or_after_cut"] == 1
 
 
 def test_rebuild_removes_relations_that_no_longer_exist(tmp_path, graph_helpers):
     run = graph_helpers.write_run(tmp_path / "run", ITEMS, HISTORY)
-    run_graph_stage(run, Settings())
+    graph_stage.run(RunDir(run), Settings(), describe=False)
     only_podcasts = [i for i in ITEMS if i[1] == "podcast"]
     graph_helpers.write_run(run, only_podcasts, [("u1", "p1", 1), ("u1", "p2", 2)])
-    run_graph_stage(run, Settings())
+    graph_stage.run(RunDir(run), Settings(), describe=False)
     assert sorted(p.name for p in (run / "graph" / "csr").glob("*.npz")) == ["podcast__podcast.npz"]
     assert load_graph(run).relations() == ["podcast__podcast"]
 
@@ -371,7 +374,7 @@ def test_rebuild_removes_relations_that_no_longer_exist(tmp_path, graph_helpers)
 def test_empty_history_window_is_a_clear_error(tmp_path, graph_helpers):
     run = graph_helpers.write_run(tmp_path / "run", ITEMS, [])
     with pytest.raises(GraphInputError, match="history window is empty"):
-        run_graph_stage(run, Settings())
+        graph_stage.run(RunDir(run), Settings(), describe=False)
     assert not (run / "graph" / "graph.json").exists()
 
 
@@ -456,7 +459,7 @@ def test_cli_builds_then_describes_the_graph(tmp_path, graph_helpers):
     assert "imbalance" in described.stdout
     assert (run / "graph" / "degrees.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((run / "graph" / "stats.json").read_text())["imbalance_ratio"] == 3 / 1
-    run_graph_stage(run, Settings())  # a rebuild drops the stats of the previous graph
+    graph_stage.run(RunDir(run), Settings(), describe=False)  # a rebuild drops the previous stats
     assert not (run / "graph" / "stats.json").exists() and not (run / "graph" / "degrees.png").exists()
 
 

@@ -76,9 +76,12 @@ def test_missing_text_embeddings_name_the_command_to_run(tmp_path, make_world):
 
 
 def test_misaligned_embeddings_are_a_clear_error(tmp_path, make_world):
-    from colisten.hgnn.stage import HGNNInputError, run_train_hgnn
+    from colisten.hgnn import stage
+    from colisten.hgnn.stage import HGNNInputError
+    from colisten.run import RunDir
 
     _make_run(tmp_path, make_world)
     save_numpy_atomic(tmp_path / "content" / "text_embeddings.npy", np.zeros((5, 16), np.float32))
     with pytest.raises(HGNNInputError, match="lists 81 items"):
-        run_train_hgnn(tmp_path, config=tmp_path / "hgnn.toml", progress=False)
+        rd = RunDir(tmp_path)
+        stage.run(rd, rd.settings(tmp_path / "hgnn.toml"))

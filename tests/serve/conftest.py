@@ -21,20 +21,18 @@ from colisten.config import Settings
 def _train_toy_run(root: Path, seed: int) -> Path:
     from toy_run import write_toy_run
 
-    from colisten.graph.stage import run_graph_stage
-    from colisten.retrieval.commands import build_run_indexes
-    from colisten.twotower.train import train_stage
+    from colisten.graph import stage as graph_stage
+    from colisten.retrieval import stage as index_stage
+    from colisten.twotower import stage as twotower_stage
 
     settings = Settings()
     settings.twotower.epochs = 2
     settings.twotower.tower_dims = [64, 32]
     settings.retrieval.recall_queries = 50
     run = write_toy_run(root, n_users=240, n_audiobooks=50, n_podcasts=100, seed=seed, settings=settings)
-    run_graph_stage(run, settings)
-    with run.stage("train-2t") as info:
-        info.update(train_stage(run, settings, progress=False, log=lambda *_: None))
-    with run.stage("index"):
-        build_run_indexes(run, settings, log=lambda *_: None)
+    graph_stage.run(run, settings, describe=False)
+    twotower_stage.run(run, settings)
+    index_stage.run(run, settings)
     return run.root
 
 

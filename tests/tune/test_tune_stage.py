@@ -17,9 +17,10 @@ from colisten.errors import ColistenError
 from colisten.io import read_json
 from colisten.pipeline import SMALL_OVERRIDES, run_pipeline
 from colisten.run import RunDir
+from colisten.tune import stage as tune_stage
 from colisten.tune.search import chosen_overrides, load_tuning, settings_for, tune_models
 from colisten.tune.spaces import SEARCH_SPACES, get_setting
-from colisten.tune.stage import reuse_tuning, run_tune_stage
+from colisten.tune.stage import reuse_tuning
 from colisten.world import generate_world
 
 pytestmark = pytest.mark.slow
@@ -165,7 +166,8 @@ def test_the_run_trains_with_the_choice_and_evaluate_reads_it(tuned, tmp_path):
     rd, settings, tuning, _ = tuned
     copy = RunDir(tmp_path / "run")
     shutil.copytree(rd.root, copy.root, symlinks=True)
-    tuned_settings = run_tune_stage(copy, settings)  # every trial reused: nothing retrained
+    tune_stage.run(copy, settings)  # every trial reused: nothing retrained
+    tuned_settings = copy.settings()
     ours = tuning["models"]["2T-HGNN"]["chosen"]
     saved = copy.settings()
     for path, value in ours.items():

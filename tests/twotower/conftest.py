@@ -4,7 +4,7 @@ import pytest
 from toy_run import write_toy_run
 
 from colisten.config import Settings
-from colisten.twotower.train import train_stage
+from colisten.twotower import stage as twotower_stage
 
 # Smaller towers than the paper's 512-256-128 keep the folder fast; test_twotower_model checks
 # the default sizes separately.
@@ -29,7 +29,7 @@ def trained_run(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        summary = train_stage(run, run.settings(), progress=False, log=lambda *_: None)
+        summary = twotower_stage.run(run, run.settings())
     finally:
         torch.set_num_threads(before)
     return run, summary

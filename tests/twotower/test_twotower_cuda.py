@@ -6,7 +6,8 @@ import torch
 from toy_run import write_toy_run
 
 from colisten.io import read_json
-from colisten.twotower.train import load_model, train_stage
+from colisten.twotower import stage as twotower_stage
+from colisten.twotower.model import load_model
 
 pytestmark = [
     pytest.mark.cuda,
@@ -20,7 +21,7 @@ def test_cuda_training_matches_cpu_and_serves_on_cpu(tmp_path, fast):
     runs = {}
     for device in ("cpu", "cuda"):
         run = write_toy_run(tmp_path / device, n_users=150, seed=2, settings=fast(epochs=2, device=device))
-        train_stage(run, run.settings(), **QUIET)
+        twotower_stage.run(run, run.settings(), **QUIET)
         runs[device] = run
     curves = {d: read_json(r / "twotower/curve.json") for d, r in runs.items()}
     for a, b in zip(curves["cpu"], curves["cuda"], strict=True):

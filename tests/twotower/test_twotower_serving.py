@@ -12,8 +12,8 @@ from toy_run import write_toy_run
 from colisten.cli import main
 from colisten.io import read_json
 from colisten.retrieval.exact import RetrievalError
+from colisten.twotower import stage as twotower_stage
 from colisten.twotower.recommender import RecommendError, TwoTowerRecommender
-from colisten.twotower.train import train_stage
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def test_baseline_without_hgnn_and_without_weak_signals(tmp_path, fast):
         tmp_path / "run", n_users=120, seed=5, settings=fast(epochs=1, use_hgnn=False, use_weak_signals=False)
     )
     (run / "hgnn/item_embeddings.npy").unlink()  # the 2T baseline needs no HGNN stage
-    train_stage(run, run.settings(), progress=False, log=lambda *_: None)
+    twotower_stage.run(run, run.settings())
     rec = TwoTowerRecommender.load(run)
     assert rec.space.history_embedding_source == "text"
     # text only + 3 categorical (+ the learned item vector, twotower.id_dim)
@@ -279,11 +279,11 @@ def test_learned_item_vectors_train_and_serve_like_the_batch_path(tmp_path, fast
     id_pooling = per_type the loaded model still knows each item's type."""
     import torch
 
-    from colisten.twotower.train import load_training_data
+    from colisten.twotower.data import load_training_data
 
     settings = fast(id_dim=8, epochs=2, id_pooling=pooling)
     run = write_toy_run(tmp_path / "run", n_users=200, seed=1, settings=settings)
-    train_stage(run, settings, progress=False, log=lambda *_: None)
+    twotower_stage.run(run, settings)
     rec = TwoTowerRecommender.load(run)
     assert rec.model.id_dim == 8 and rec.model.user_tower.mlp[0].in_features > 8
     if pooling == "per_type":
@@ -319,11 +319,12 @@ def test_an_ensemble_serves_the_mean_of_its_members_scores_on_every_path(tmp_pat
     real-time and server paths agree; `--resume` continues each member."""
     import torch
 
-    from colisten.twotower.train import load_model, load_training_data
+    from colisten.twotower.data import load_training_data
+    from colisten.twotower.model import load_model
 
     settings = fast(id_dim=8, epochs=2, ensemble=2)
     run = write_toy_run(tmp_path / "run", n_users=200, seed=1, settings=settings)
-    summary = train_stage(run, settings, progress=False, log=lambda *_: None)
+    summary = twotower_stage.run(run, settings)
     assert len(summary["best_epoch"]) == 2
     rec = TwoTowerRecommender.load(run)
     members = [load_model(run / "twotower/members" / str(j) / "best.pt") for j in (0, 1)]
@@ -334,7 +335,7 @@ def test_an_ensemble_serves_the_mean_of_its_members_scores_on_every_path(tmp_pat
     batch = rec.user_vectors(users)
     served = batch @ rec._item_vectors.T
     feats = rec.user_features(users)
-    from colisten.twotower.train import item_vectors, user_vectors
+    from colisten.twotower.model import item_vectors, user_vectors
 
     items = dataclasses.replace(data.items, log_popularity=data.serving_log_popularity)
     own = [user_vectors(m, feats) @ item_vectors(m, items).T for m in members]
@@ -349,6 +350,6 @@ def test_an_ensemble_serves_the_mean_of_its_members_scores_on_every_path(tmp_pat
         query = bundle.known_user_query(bundle.users.index[user])
         np.testing.assert_allclose(bundle.user_vector(query), batch[row], atol=1e-5)
     # resume: both members already finished, so nothing retrains and the model is the same
-    again = train_stage(run, settings, resume=True, progress=False, log=lambda *_: None)
+    again = twotower_stage.run(run, settings, resume=True)
     assert again["best_epoch"] == summary["best_epoch"]
     np.testing.assert_array_equal(TwoTowerRecommender.load(run).user_vectors(users), batch)

@@ -120,7 +120,7 @@ class TwoTowerRanker:
 
     def shelf(self, log: EventLog, users: np.ndarray, as_of: int, k: int, started=None) -> np.ndarray:
         from colisten.twotower.features import user_features
-        from colisten.twotower.train import user_vectors
+        from colisten.twotower.model import user_vectors
 
         rec = self.rec
         start = as_of - rec.history_days * DAY_S

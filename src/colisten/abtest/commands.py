@@ -37,9 +37,11 @@ def abtest_command(
     start and stream. Prints per-arm start rate, stream rate, shelf vs organic starts and
     long-tail share, with lifts against control (95% CI, p-value); writes RUN/abtest/NAME/results.json.
     """
+    from colisten.abtest import stage
     from colisten.abtest.arms import AbTestError, parse_arms
-    from colisten.abtest.stage import format_results, run_abtest
+    from colisten.abtest.stage import format_results
     from colisten.console import console
+    from colisten.run import RunDir
     from colisten.world.simulate import ShelfResponse
 
     if aa and arms:
@@ -54,9 +56,11 @@ def abtest_command(
         specs = parse_arms(f"a1={aa},a2={aa}" if aa else arms)
         if oracle:
             specs += parse_arms("control=Popularity,oracle=Oracle")[1:]
-        results = run_abtest(
-            run,
-            specs,
+        rd = RunDir(run)
+        results = stage.run(
+            rd,
+            rd.settings(),
+            arms=specs,
             days=days,
             shelf=shelf,
             users=users,

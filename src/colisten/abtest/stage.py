@@ -1,10 +1,10 @@
-"""`run_abtest`: check the request, build the arms, simulate, write RUN/abtest/NAME/results.json."""
+"""The `abtest` stage (`run`): check the request, build the arms, simulate, write
+RUN/abtest/NAME/results.json, recorded in the manifest as `abtest/NAME`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from colisten.abtest.assignment import assign_arms, balance, sample_users
 from colisten.abtest.history import EventLog
 from colisten.abtest.metrics import MEAN_METRICS, RATIO_METRICS, lift_table
 from colisten.abtest.simulate import ORGANIC, SHELF, SIGNAL, simulate_test
+from colisten.config import Settings
+from colisten.console import Log, quiet
 from colisten.io import read_json, write_json_atomic
 from colisten.run import RunDir
 from colisten.world.simulate import DAY_S, ShelfResponse
@@ -34,8 +36,10 @@ PAPER_LIFTS = {
 }
 
 
-def run_abtest(
-    run: str | Path,
+def run(
+    rd: RunDir,
+    settings: Settings,
+    *,
     arms: list[ArmSpec],
     days: int = 14,
     shelf: int = 10,
@@ -43,19 +47,20 @@ def run_abtest(
     seed: int = 0,
     name: str | None = None,
     response: ShelfResponse | None = None,
-    log: Callable[[str], None] | None = None,
     write: bool = True,
     context: dict[str, Any] | None = None,
+    log: Log = quiet,
 ) -> dict[str, Any]:
-    """Simulate the test and return (and write) its results; see colisten.abtest.simulate."""
+    """Simulate the test and return its results; with `write`, RUN/abtest/NAME/results.json and a
+    manifest record `abtest/NAME`. See colisten.abtest.simulate."""
     from colisten.evaluate.data import popularity_tiers
     from colisten.evaluate.oracle import world_of_run
     from colisten.evaluate.report import refresh_report
 
     t_start = time.perf_counter()
-    say = log or (lambda m: None)
+    say = log
     response = response or ShelfResponse()
-    rd = RunDir(run)
+    run = rd.root
     if not (rd / "manifest.json").exists():
         raise AbTestError(f"--run {run}: not a run directory (no manifest.json)")
     world_dir = world_of_run(run)
@@ -71,7 +76,6 @@ def run_abtest(
         raise AbTestError(f"--shelf must be at least 1 (got {shelf})")
     if users is not None and users < len(arms):
         raise AbTestError(f"--users {users}: need at least one user per arm ({len(arms)} arms)")
-    settings = rd.settings()
     target = "audiobook"
     split = read_json(rd.require("split/split.json", "split"))
     world_meta = read_json(world_dir / "world.json")
@@ -186,6 +190,7 @@ def run_abtest(
         path = rd / "abtest" / name / "results.json"
         write_json_atomic(path, results)
         results["path"] = str(path)
+        rd.record_stage(f"abtest/{name}", results["seconds"]["total"], path=str(path))
         report = refresh_report(rd.root, settings)  # an evaluated run's report shows this test too
         if report is not None:
             results["report"] = str(report)
@@ -194,7 +199,7 @@ def run_abtest(
 
 def load_context(run: str | Path, world_dir: Path) -> dict[str, Any]:
     """What every test on this run shares (the split as EvalData, truth, the world's process, the
-    base event log): load once, pass as `context` to several `run_abtest` calls (seeds, A/A)."""
+    base event log): load once, pass as `context` to several `run` calls (seeds, A/A)."""
     from colisten.evaluate.data import load_eval_data
     from colisten.world.simulate import WorldProcess
     from colisten.world.truth import WorldTruth

@@ -36,7 +36,7 @@ def embed(
     """
     from rich.console import Console
 
-    from colisten.content.stage import run_embed_stage
+    from colisten.content import stage
     from colisten.run import RunDir
 
     if not progress:
@@ -52,7 +52,7 @@ def embed(
             setattr(settings.content, name, value)
     if config is not None or any(v is not None for v in overrides.values()):
         run_dir.init(settings)  # the run records the settings it was produced with
-    stats = run_embed_stage(run_dir, settings, progress=progress)
+    stats = stage.run(run_dir, settings, progress=progress)
     speed = f", {stats['items_per_s']} items/s" if stats["items_per_s"] else ""
     Console().print(
         f"embedded {stats['n_items']} items ({stats['n_unique_texts']} distinct texts, {stats['dim']}-d, "

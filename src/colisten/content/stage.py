@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from colisten.config import Settings
+from colisten.console import Log, quiet
 from colisten.io import atomic_path, write_json_atomic, write_parquet_atomic
 from colisten.run import RunDir, RunError
 
@@ -36,7 +37,7 @@ def items_fingerprint(item_ids: list[str]) -> str:
     return h.hexdigest()
 
 
-def embed_stage(run: RunDir, settings: Settings, progress: bool = True) -> dict[str, Any]:
+def _embed(run: RunDir, settings: Settings, progress: bool) -> dict[str, Any]:
     """Embed every item of the run and write RUN/content/; returns the stats in embeddings.json."""
     import pandas as pd
 
@@ -88,9 +89,10 @@ def load_text_embeddings(run: RunDir, mmap: bool = True) -> np.ndarray:
 _RECORDED = ("model_id", "dim", "n_items", "n_from_cache", "n_embedded_now", "items_per_s")
 
 
-def run_embed_stage(run: RunDir, settings: Settings, progress: bool = True) -> dict[str, Any]:
-    """`embed_stage`, recorded in the run's manifest as stage "embed" (what CLI and pipeline call)."""
-    with run.stage("embed") as info:
-        stats = embed_stage(run, settings, progress=progress)
+def run(rd: RunDir, settings: Settings, *, progress: bool = False, log: Log = quiet) -> dict[str, Any]:
+    """The `embed` stage: RUN/content/, recorded in the manifest (its main numbers); returns the
+    whole of embeddings.json."""
+    with rd.stage("embed") as info:
+        stats = _embed(rd, settings, progress=progress)
         info.update({k: stats[k] for k in _RECORDED})
     return stats

@@ -108,8 +108,9 @@ def register(app: typer.Typer) -> None:
         import tempfile
 
         from colisten.config import load_settings
-        from colisten.data.contract import validate_dataset
-        from colisten.data.stage import run_validate_stage
+        from colisten.data import stage
+        from colisten.data.contract import ValidationReport, validate_dataset
+        from colisten.data.readers import load_validation
         from colisten.errors import ColistenError
         from colisten.run import RunDir
 
@@ -126,7 +127,8 @@ def register(app: typer.Typer) -> None:
             rd = RunDir(run)
             settings = rd.settings(config)
             with console.status("validating") as status:
-                report = run_validate_stage(rd, settings, data, quarantine, lambda m: status.update(m))
+                stage.validate(rd, settings, data=data, quarantine_path=quarantine, progress=status.update)
+            report = ValidationReport.from_json(load_validation(rd))
         print_validation(report, settings)
         if report.quarantined:
             console.print(f"Quarantine: {report.quarantine_path}")
@@ -145,7 +147,9 @@ def register(app: typer.Typer) -> None:
         The last holdout_days before the newest event are the hold-out, the history_days before
         them the history. Warm/cold comes from history only. Writes RUN/split/.
         """
-        from colisten.data.stage import run_split_stage
+        from colisten.data import stage
+        from colisten.data.readers import load_split_info
+        from colisten.data.split import SplitInfo
         from colisten.run import RunDir
 
         rd = RunDir(run)
@@ -153,5 +157,5 @@ def register(app: typer.Typer) -> None:
         if config is not None:
             rd.init(settings)
         with console.status("splitting") as status:
-            result = run_split_stage(rd, settings, lambda m: status.update(m))
-        print_split(result)
+            stage.split(rd, settings, progress=status.update)
+        print_split(SplitInfo.from_json(load_split_info(rd)))

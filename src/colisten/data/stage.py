@@ -1,5 +1,9 @@
-"""The `validate` and `split` stages on a run directory, recorded in its manifest (the CLI
-commands and the pipeline both call these, so a stage is recorded the same way either way)."""
+"""The `validate` and `split` stages on a run directory, recorded in its manifest.
+
+Both follow the stage contract of every `colisten/<package>/stage.py`: `(rd, settings, *, log,
+stage options) -> dict`, recording themselves; the CLI commands, the pipeline and the sub-runs
+call them and do nothing more.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from colisten.config import Settings
+from colisten.console import Log, quiet
 from colisten.run import RunDir
 
 
-def run_validate_stage(
+def validate(
     rd: RunDir,
     settings: Settings,
+    *,
     data: str | Path,
     quarantine_path: Path | None = None,
     progress: Callable[[str], None] | None = None,
-) -> Any:
-    """Validate `data` into RUN/data/, (re)initialise the run's manifest with the data's source and
-    fingerprint, and record per-table row counts. Returns the ValidationReport."""
+    log: Log = quiet,
+) -> dict[str, Any]:
+    """Validate `data` into RUN/data/ (validation.json holds the whole report), (re)initialise the
+    run's manifest with the data's source and fingerprint; returns the per-table row counts it
+    recorded."""
     from colisten.data.contract import validate_dataset
 
     with rd.stage("validate") as info:
@@ -36,14 +44,17 @@ def run_validate_stage(
         info["users"] = report.users
         info["items_per_type"] = report.items_per_type
         info["quarantined"] = report.quarantined
-    return report
+    return info
 
 
-def run_split_stage(rd: RunDir, settings: Settings, progress: Callable[[str], None] | None = None) -> Any:
-    """Global temporal split into RUN/split/, recorded in the manifest. Returns the SplitResult."""
+def split(
+    rd: RunDir, settings: Settings, *, progress: Callable[[str], None] | None = None, log: Log = quiet
+) -> dict[str, Any]:
+    """Global temporal split into RUN/split/ (split.json holds the bounds and counts); returns the
+    cut, end and event counts it recorded."""
     from colisten.data.split import temporal_split
 
     with rd.stage("split") as info:
         result = temporal_split(rd, settings, progress=progress)
         info.update({"cut": result.cut, "end": result.end, "events": result.counts["events"]})
-    return result
+    return info

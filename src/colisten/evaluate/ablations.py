@@ -35,10 +35,10 @@ def run_ablations(
 ) -> dict[str, Any]:
     """Retrain HGNN + 2T for each ablation in RUN/ablations/NAME (sharing the run's data, split,
     content and graph) and evaluate 2T-HGNN there; writes RUN/eval/ablations.json."""
-    from colisten.evaluate.stage import run_evaluate_stage
-    from colisten.hgnn.stage import run_train_hgnn
+    from colisten.evaluate import stage as evaluate_stage
+    from colisten.hgnn import stage as hgnn_stage
     from colisten.io import read_json, write_json_atomic
-    from colisten.twotower.train import train_stage
+    from colisten.twotower import stage as twotower_stage
 
     rd = RunDir(run)
     for needed in ("data", "split", "content", "graph"):
@@ -60,10 +60,9 @@ def run_ablations(
                 os.symlink(Path("..") / ".." / shared, link, target_is_directory=True)
         variant = Settings.model_validate(deep_merge(base, variants[name]))
         sub.init(variant)
-        run_train_hgnn(sub.root, settings=variant, progress=False)
-        with sub.stage("train-2t") as info:
-            info.update(train_stage(sub, variant, progress=False, log=lambda *a, **k: None))
-        metrics = run_evaluate_stage(sub.root, variant, models=["2T-HGNN"])
+        hgnn_stage.run(sub, variant)
+        twotower_stage.run(sub, variant)
+        metrics = evaluate_stage.run(sub, variant, models=["2T-HGNN"])
         warm = metrics[settings.data.target_type]["warm"]["2T-HGNN"]
         results[name] = warm
         write_json_atomic(out_path, results)

@@ -43,14 +43,15 @@ def evaluate_command(
     """
     from rich.console import Console
 
+    from colisten.evaluate import stage
     from colisten.evaluate.report import print_paper_tables
-    from colisten.evaluate.stage import run_evaluate_stage
     from colisten.run import RunDir
 
     console = Console()
-    settings = RunDir(run).settings(config)
+    rd = RunDir(run)
+    settings = rd.settings(config)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    metrics = run_evaluate_stage(run, settings, names, bootstrap=bootstrap, console=console)
+    metrics = stage.run(rd, settings, models=names, bootstrap=bootstrap, console=console)
     cfg = settings.evaluate
     print_paper_tables(
         metrics,

@@ -458,7 +458,7 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     from colisten.io import read_json
     from colisten.tune.search import chosen_overrides, load_tuning
     from colisten.tune.spaces import apply_overrides
-    from colisten.twotower.train import train_stage
+    from colisten.twotower import stage as twotower_stage
 
     root = run / "baselines" / "2T"
     cut = read_json(run / "split" / "split.json").get("cut")
@@ -482,8 +482,7 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
             link.symlink_to(Path("..") / ".." / shared, target_is_directory=True)
     sub = RunDir(root)
     sub.init(variant)
-    with sub.stage("train-2t"):
-        train_stage(sub, variant, progress=False, log=lambda *a, **k: None)
+    twotower_stage.run(sub, variant)
     return root
 
 

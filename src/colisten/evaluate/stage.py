@@ -1,16 +1,16 @@
 """The `evaluate` stage: evaluate every model on the run and write RUN/eval/{metrics,meta}.json,
-per_user.parquet and report.html (the pipeline's `run` / `demo` call `run_evaluate_stage`)."""
+per_user.parquet and report.html, recorded in the manifest (`run`, the stage contract)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from colisten.config import Settings
+from colisten.console import Log, quiet
 from colisten.evaluate.baselines import RankingModel
 from colisten.evaluate.data import load_eval_data
 from colisten.evaluate.harness import evaluate, resolve_models
@@ -20,16 +20,17 @@ from colisten.run import RunDir
 from colisten.tune.search import chosen_overrides, load_tuning
 
 
-def run_evaluate_stage(
-    run: str | Path,
-    settings: Settings | None = None,
+def run(
+    rd: RunDir,
+    settings: Settings,
+    *,
     models: Sequence[str | RankingModel] | None = None,
     bootstrap: int | None = None,
     console: Any = None,
+    log: Log = quiet,
 ) -> dict[str, Any]:
-    """Evaluate, write metrics.json, meta.json and report.html; returns the metrics."""
-    rd = RunDir(run)
-    settings = settings or rd.settings()
+    """Evaluate `models` (default: [evaluate] models), write metrics.json, meta.json and
+    report.html; recorded as `evaluate` (models, evaluated users); returns the metrics."""
     with rd.stage("evaluate") as info:
         data = load_eval_data(rd.root, settings)
         per_user: list[pd.DataFrame] = []

@@ -39,7 +39,7 @@ def graph(
         raise typer.BadParameter("required to build the graph", ctx=ctx, param_hint="'--run'")
     if engine is not None and engine not in ("duckdb", "spark"):
         raise typer.BadParameter(f"{engine!r} is not one of 'duckdb', 'spark'", param_hint="'--engine'")
-    from colisten.graph.stage import run_graph_stage
+    from colisten.graph import stage
     from colisten.run import RunDir
 
     rd = RunDir(run)
@@ -47,10 +47,11 @@ def graph(
     chosen = engine or settings.graph.engine
     try:
         with console.status("co-listening graph: starting") as status:
-            build = run_graph_stage(
+            stats = stage.run(
                 rd,
                 settings,
                 engine=engine,
+                describe=False,
                 progress=lambda step: status.update(f"co-listening graph: {step}"),
             )
     finally:
@@ -58,7 +59,6 @@ def graph(
             from colisten.graph.spark import stop_spark
 
             stop_spark()
-    stats = build.stats
     table = Table(title=f"Co-listening graph ({chosen}) → {rd / 'graph'}")
     table.add_column("relation")
     table.add_column("edges", justify="right")
@@ -83,10 +83,10 @@ def stats(run: Path = typer.Option(..., "--run", help="Run directory with a buil
     connected components and isolated items.
     Writes RUN/graph/stats.json and RUN/graph/degrees.png (degree distributions).
     """
-    from colisten.graph.stage import run_graph_stats
+    from colisten.graph.stage import describe_graph
 
     with console.status("graph statistics"):
-        result = run_graph_stats(run)
+        result = describe_graph(run)
     _print_stats(result)
     console.print(f"wrote {Path(run) / 'graph' / 'stats.json'} and {Path(run) / 'graph' / 'degrees.png'}")
 

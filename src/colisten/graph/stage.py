@@ -1,8 +1,8 @@
 """The `graph` stage on a run directory: read split/history + data/items, write RUN/graph/.
 
 Outputs (docs/architecture.md): nodes.parquet, edges.parquet, csr/ (CoListeningGraph.save), graph.json;
-`colisten graph stats` adds stats.json and degrees.png. graph.json is written last, so its presence
-means the other files are complete.
+its description (`describe`, also `colisten graph stats`) adds stats.json and degrees.png.
+graph.json is written last, so its presence means the other files are complete.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from colisten.config import Settings
-from colisten.graph.build import GraphBuild, Progress, build_co_listening_graph
+from colisten.console import Log, quiet
+from colisten.graph.build import Progress, build_co_listening_graph
 from colisten.graph.store import CoListeningGraph
 from colisten.io import read_json, write_json_atomic, write_parquet_atomic
 from colisten.run import RunDir
@@ -30,22 +31,23 @@ def load_graph(run: str | Path | RunDir) -> CoListeningGraph:
     return CoListeningGraph.load(rd.require("graph/csr/num_nodes.json", "graph").parent)
 
 
-def run_graph_stage(
-    run: str | Path | RunDir,
-    settings: Settings | None = None,
+def run(
+    rd: RunDir,
+    settings: Settings,
     *,
     engine: str | None = None,
+    describe: bool = True,
     progress: Progress | None = None,
-) -> GraphBuild:
-    """Build RUN/graph/ from RUN/split/history.parquet (history window only) and RUN/data/items.parquet.
+    log: Log = quiet,
+) -> dict[str, Any]:
+    """Build RUN/graph/ from RUN/split/history.parquet (history window only) and RUN/data/items.parquet
+    (recorded as `graph`) and, with `describe`, its statistics (`graph-stats`); returns graph.json.
 
-    `settings` defaults to the run's saved config; `engine` overrides `settings.graph.engine`.
-    Events at or after the split's cut (split.json) are ignored even if present in the history.
+    `engine` overrides `settings.graph.engine`. Events at or after the split's cut (split.json) are
+    ignored even if present in the history.
     """
     import pyarrow.parquet as pq
 
-    rd = _run_dir(run)
-    settings = settings or rd.settings()
     graph_settings = (
         settings.graph if engine is None else settings.graph.model_copy(update={"engine": engine})
     )
@@ -88,7 +90,9 @@ def run_graph_stage(
             edges_per_relation=build.stats["edges_per_relation"],
         )
     shutil.rmtree(work, ignore_errors=True)
-    return build
+    if describe:
+        describe_graph(rd)
+    return summary
 
 
 def _replace_dir(target: Path, write) -> None:
@@ -104,8 +108,8 @@ def _replace_dir(target: Path, write) -> None:
     shutil.rmtree(stale, ignore_errors=True)
 
 
-def run_graph_stats(run: str | Path | RunDir) -> dict[str, Any]:
-    """Compute the graph's statistics; write RUN/graph/stats.json and RUN/graph/degrees.png."""
+def describe_graph(run: str | Path | RunDir) -> dict[str, Any]:
+    """The graph's statistics, recorded as `graph-stats`: RUN/graph/stats.json and degrees.png."""
     from colisten.graph.stats import graph_stats, plot_degree_distributions
 
     rd = _run_dir(run)

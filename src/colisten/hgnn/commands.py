@@ -31,12 +31,14 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from colisten.hgnn.stage import run_train_hgnn
+        from colisten.hgnn import stage
+        from colisten.run import RunDir
 
         console = Console(stderr=True)
         if resume and not (run / "hgnn" / "checkpoint.pt").exists():
             console.print(f"no {run / 'hgnn' / 'checkpoint.pt'} to resume from: training from the start")
-        summary = run_train_hgnn(run, config=config, resume=resume, device=device, progress=not quiet)
+        rd = RunDir(run)
+        summary = stage.run(rd, rd.settings(config), resume=resume, device=device, progress=not quiet)
         s = summary
         console.print(
             f"train-hgnn: {s['n_items']} items embedded ({s['dim']}-d) on {s['device']}; best validation "

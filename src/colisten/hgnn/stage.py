@@ -9,12 +9,12 @@ curve.json, embeddings.json.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from colisten.config import Settings
+from colisten.console import Log, quiet
 from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
 from colisten.run import RunDir
@@ -67,29 +67,28 @@ def load_item_features(
     return graph, features, global_index, nodes
 
 
-def run_train_hgnn(
-    run_dir: str | Path,
-    config: str | Path | None = None,
-    settings: Settings | None = None,
+def run(
+    rd: RunDir,
+    settings: Settings,
+    *,
     resume: bool = False,
     device: str | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    progress: bool = False,
+    log: Log = quiet,
 ) -> dict[str, Any]:
-    """Run the stage on a run directory; returns the summary also stored in the manifest.
-    `log` receives one plain line per epoch (the validation metric and an ETA), e.g. for
-    `colisten run`, whose output may be a log file."""
+    """The `train-hgnn` stage: RUN/hgnn/, recorded in the manifest; returns the summary it recorded
+    (also RUN/hgnn/embeddings.json). `log` receives one plain line per epoch (the validation metric
+    and an ETA), e.g. for `colisten run`, whose output may be a log file."""
     import pyarrow as pa
 
     from colisten.hgnn.train import fit_hgnn
     from colisten.io import save_numpy_atomic, write_json_atomic, write_parquet_atomic
 
-    run = RunDir(run_dir)
-    s = (settings or run.settings(config)).hgnn
-    with run.stage("train-hgnn") as info:
-        graph, features, global_index, nodes = load_item_features(run)
-        out = run.stage_dir("hgnn")
-        on_epoch = None if log is None else epoch_logger(log, s.epochs, s.validation_metric)
+    s = settings.hgnn
+    with rd.stage("train-hgnn") as info:
+        graph, features, global_index, nodes = load_item_features(rd)
+        out = rd.stage_dir("hgnn")
+        on_epoch = epoch_logger(log, s.epochs, s.validation_metric)
         result = fit_hgnn(
             graph,
             features,

@@ -1,5 +1,5 @@
 """Stage `index`'s work: one Voyager index per item type over given item vectors, checked against exact
-search; `retrieval.commands.build_run_indexes` hands it the run's two-tower vectors."""
+search; `retrieval.stage.run` hands it the run's two-tower vectors."""
 
 from __future__ import annotations
 

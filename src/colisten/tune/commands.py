@@ -38,7 +38,7 @@ def tune_command(
     from rich.table import Table
 
     from colisten.run import RunDir
-    from colisten.tune.stage import run_tune_stage
+    from colisten.tune import stage
 
     console = Console()
     rd = RunDir(run)
@@ -50,7 +50,7 @@ def tune_command(
         update["trials"] = trials
     if update:
         settings = settings.model_copy(update={"tune": settings.tune.model_copy(update=update)})
-    run_tune_stage(rd, settings, reuse=reuse, log=console.print)
+    stage.run(rd, settings, reuse=reuse, log=console.print)
     from colisten.tune.search import load_tuning
 
     tuning = load_tuning(rd.root) or {}

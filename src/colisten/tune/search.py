@@ -165,9 +165,9 @@ def _trial_run(trial_dir: Path, val: RunDir, settings: Settings) -> RunDir:
 
 def _train_chain(trial: RunDir, settings: Settings, run_root: Path, source_key: str) -> None:
     """graph -> HGNN (shared between trials with the same graph and HGNN settings) -> two-tower."""
-    from colisten.graph.stage import run_graph_stage
-    from colisten.hgnn.stage import run_train_hgnn
-    from colisten.twotower.train import train_stage
+    from colisten.graph import stage as graph_stage
+    from colisten.hgnn import stage as hgnn_stage
+    from colisten.twotower import stage as twotower_stage
 
     ident = _identity(settings)
     key = _key({"graph": ident["graph"], "hgnn": ident["hgnn"], "data": source_key})
@@ -177,12 +177,11 @@ def _train_chain(trial: RunDir, settings: Settings, run_root: Path, source_key: 
         for name in ("data", "split", "content"):
             _link(shared / name, (trial / name).resolve())
         shared.init(settings)
-        run_graph_stage(shared, settings)
-        run_train_hgnn(shared.root, settings=settings, progress=False)
+        graph_stage.run(shared, settings, describe=False)
+        hgnn_stage.run(shared, settings)
     for name in ("graph", "hgnn"):
         _link(trial / name, (shared / name).resolve())
-    with trial.stage("train-2t") as info:
-        info.update(train_stage(trial, settings, progress=False, log=lambda *a, **k: None))
+    twotower_stage.run(trial, settings)
 
 
 def _identity(settings: Settings) -> dict[str, Any]:

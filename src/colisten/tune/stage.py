@@ -4,11 +4,11 @@ it), every other model's is read from RUN/tune/tuning.json by `colisten evaluate
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from colisten.config import Settings
+from colisten.console import Log, quiet
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 from colisten.run import RunDir
@@ -19,23 +19,17 @@ from colisten.tune.validation import split_key
 OURS = "2T-HGNN"
 
 
-def run_tune_stage(
-    rd: RunDir,
-    settings: Settings,
-    *,
-    reuse: Path | None = None,
-    log: Callable[[str], None] = lambda _m: None,
-) -> Settings:
-    """Tune (or take the choice of `reuse`, another run's tuning.json); returns the run's settings
-    with 2T-HGNN's chosen settings applied, which are also saved as the run's config."""
+def run(rd: RunDir, settings: Settings, *, reuse: Path | None = None, log: Log = quiet) -> dict[str, Any]:
+    """Tune (or take the choice of `reuse`, another run's tuning.json), recorded as `tune`; the
+    run's settings with 2T-HGNN's chosen settings applied become the run's config (`rd.settings()`
+    gives them to the later stages). Returns the choice per model it recorded."""
     with rd.stage("tune") as info:
         tuning = reuse_tuning(rd, reuse) if reuse is not None else tune_models(rd, settings, log=log)
         info["chosen"] = {m: v["chosen"] for m, v in tuning["models"].items()}
         if reuse is not None:
             info["reused_from"] = str(reuse)
-    tuned = apply_overrides(settings, chosen_overrides(tuning, OURS))
-    rd.init(tuned)
-    return tuned
+    rd.init(apply_overrides(settings, chosen_overrides(tuning, OURS)))
+    return info
 
 
 def reuse_tuning(rd: RunDir, source: Path) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def train_2t(
     checkpoint.pt, best.pt, features.json, curve.json and item_vectors.npy.
     """
     from colisten.run import RunDir
-    from colisten.twotower.train import train_stage
+    from colisten.twotower import stage as twotower_stage
 
     rd = RunDir(run)
     settings = rd.settings(config)
@@ -40,8 +40,7 @@ def train_2t(
         if epochs < 1:
             raise InputFileError(f"--epochs must be at least 1 (got {epochs})")
         settings.twotower.epochs = epochs
-    with rd.stage("train-2t") as info:
-        info.update(train_stage(rd, settings, resume=resume, progress=progress, log=typer.echo))
+    info = twotower_stage.run(rd, settings, resume=resume, progress=progress, log=typer.echo)
     typer.echo(
         f"two-tower model: best epoch {_epochs(info['best_epoch'])} (validation loss "
         f"{info['best_val_loss']:.4f}); "

@@ -1,10 +1,18 @@
-"""The two towers (PAPER.md §5) and their in-batch softmax loss with log-frequency correction."""
+"""The two towers (PAPER.md §5), their in-batch softmax loss with log-frequency correction, and
+inference: retrieval vectors of feature tables and a saved model (what serving and retrieval use;
+they never import the training loop)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from colisten.errors import ColistenError
+from colisten.twotower.features import ItemFeatures, UserFeatures
 
 
 class Tower(nn.Module):
@@ -266,3 +274,81 @@ def in_batch_softmax_loss(
     logits = logits.masked_fill(same, float("-inf"))
     target = torch.arange(len(user_vectors), device=logits.device)
     return F.cross_entropy(logits, target)
+
+
+# --- inference: retrieval vectors of whole feature tables, and a saved model -----------------------
+def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
+    """Retrieval vectors of every item (float32 [n_items, d (+1 with the popularity prior)])."""
+
+    def encode(rows: np.ndarray):
+        dense = torch.from_numpy(items.dense[rows]).to(device)
+        categorical = torch.from_numpy(items.categorical[rows]).to(device)
+        return model.encode_items(dense, categorical, torch.from_numpy(rows).to(device))
+
+    v = _in_batches(model, encode, len(items.dense), batch)
+    if not model.popularity_prior:
+        return v
+    if items.log_popularity is None:
+        raise ColistenError("the model has a popularity prior but the item features carry no popularity")
+    with torch.inference_mode():
+        out = model.serving_items(
+            torch.from_numpy(v).to(device),
+            torch.from_numpy(items.categorical[:, 2]).to(device),
+            torch.from_numpy(items.log_popularity).to(device),
+        )
+    return out.cpu().numpy().astype(np.float32)
+
+
+def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
+    """Retrieval vectors of every row of `users` (float32 [n, d (+1 with the popularity prior)])."""
+    history = None
+    if model.id_dim:
+        if users.history is None:
+            raise ColistenError("a model with learned item vectors (id_dim > 0) needs the users' history")
+        history = tuple(torch.from_numpy(a).to(device) for a in users.history)
+
+    def encode(rows: np.ndarray):
+        r = torch.from_numpy(rows).to(device)
+        return model.encode_users(
+            torch.from_numpy(users.dense[rows]).to(device),
+            torch.from_numpy(users.categorical[rows]).to(device),
+            history_bag(*history, r) if history is not None else None,
+        )
+
+    u = _in_batches(model, encode, len(users.dense), batch)
+    return model.serving_users(torch.from_numpy(u)).numpy()
+
+
+def _in_batches(model, encode, n: int, batch: int) -> np.ndarray:
+    """encode(rows) over all n rows in batches, in inference mode (float32 [n, d])."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            out.append(encode(np.arange(s, min(s + batch, n))).cpu().numpy())
+    d = model.out_dim
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, d), np.float32)
+
+
+def history_bag(indptr, indices, rows):
+    """EmbeddingBag inputs (item indices, offsets) of CSR rows `rows`: features.csr_rows in torch
+    tensors, on the model's device (training runs it once per batch)."""
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    offsets = torch.cumsum(lengths, 0) - lengths
+    at = torch.arange(int(lengths.sum()), device=indptr.device)
+    at = at - torch.repeat_interleave(offsets - starts, lengths)
+    return indices[at], offsets
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """A TwoTowerModel (or TwoTowerEnsemble) from best.pt / checkpoint.pt, in eval mode."""
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    config = ckpt["model_config"]
+    if "members" in config:
+        model = TwoTowerEnsemble([TwoTowerModel(**c) for c in config["members"]])
+    else:
+        model = TwoTowerModel(**config)
+    model.to(device).load_state_dict(ckpt["model"])
+    model.eval()
+    return model

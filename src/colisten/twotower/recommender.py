@@ -70,7 +70,7 @@ class TwoTowerRecommender:
         """Load RUN/twotower (model, features.json, item vectors) and the run's items and users."""
         import pyarrow.parquet as pq
 
-        from colisten.twotower.train import load_model
+        from colisten.twotower.model import load_model
 
         run = run if isinstance(run, RunDir) else RunDir(run)
         settings = settings or run.settings()
@@ -137,7 +137,7 @@ class TwoTowerRecommender:
 
     def user_vectors(self, user_ids: Iterable[str], as_of: int | None = None) -> np.ndarray:
         """float32 [n, d] for known users. as_of=None: the whole history window (evaluation)."""
-        from colisten.twotower.train import user_vectors
+        from colisten.twotower.model import user_vectors
 
         return user_vectors(self.model, self.user_features(user_ids, as_of))
 
@@ -217,7 +217,7 @@ class TwoTowerRecommender:
         (see `unknown_item_ids`). as_of=None uses every given event; otherwise the history window
         before `as_of`. Equals the batch path for a known user given the same events.
         """
-        from colisten.twotower.train import user_vectors
+        from colisten.twotower.model import user_vectors
 
         df = self.history_frame(history)
         if as_of is not None and "timestamp" not in df.columns and len(df):
