@@ -11,7 +11,8 @@ The graph is read statically (ast), so it sees every import, run or not:
 Layers, bottom to top; a module may import its own layer and the ones below:
 
   0  foundation   colisten (the package itself), config, errors, io, device, run (the run
-                  directory), console (the command line's rich consoles)
+                  directory), artifacts (the catalogue of its files), console (the command
+                  line's rich consoles)
   1  inputs       data, datasets, content, graph, world
   2  models'      hgnn, retrieval (exact top-k and the ANN index: vectors in, ids out)
      building
@@ -45,7 +46,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "colisten"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("colisten", "config", "errors", "io", "device", "run", "console"),
+    ("colisten", "config", "errors", "io", "device", "run", "artifacts", "console"),
     ("data", "datasets", "content", "graph", "world"),
     ("hgnn", "retrieval"),
     ("twotower",),
@@ -185,7 +186,7 @@ def test_the_reader_sees_imports_of_every_kind(graph):
     # inside a function, through importlib by a name in a table, and relative to the package
     assert "colisten.run" in graph["colisten.cli"]
     assert "colisten.pipeline" in graph["colisten.cli"]
-    assert "colisten.data.readers" in graph["colisten.data"]
+    assert "colisten.data.contract" in graph["colisten.data"]
     assert "colisten.cli" in graph["colisten.__main__"]
     assert len(graph) > 60
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from colisten import artifacts
 from colisten.config import Settings, load_settings
 from colisten.console import Log, console, quiet
 from colisten.errors import ColistenError
@@ -198,7 +199,7 @@ def _finish(out: Path, console: Any, seconds: float) -> None:
     from colisten.evaluate.report import print_paper_tables
     from colisten.io import read_json
 
-    metrics = read_json(out / "eval" / "metrics.json")
+    metrics = read_json(artifacts.METRICS.at(out))
     print_paper_tables(metrics, console)
-    console.print(f"\nreport: {(out / 'eval' / 'report.html').resolve()}")
+    console.print(f"\nreport: {artifacts.REPORT.at(out).resolve()}")
     console.print(f"total: {seconds:.0f} s")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,24 @@ class RunDir:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def require(self, relative: str, produced_by: str) -> Path:
-        """Return an artifact's path or raise a message telling which command produces it."""
-        p = self.root / relative
+    def require(self, artifact: Any, **fields: str) -> Path:
+        """An artifact's path (colisten.artifacts: its `path` and the `stage` that writes it), or a
+        RunError naming the command that produces it."""
+        p = artifact.at(self, **fields)
         if not p.exists():
-            data = " --data DIR" if produced_by == "validate" else ""
-            raise RunError(f"{p} is missing: run `colisten {produced_by}{data} --run {self.root}` first")
+            data = " --data DIR" if artifact.stage == "validate" else ""
+            raise RunError(f"{p} is missing: run `colisten {artifact.stage}{data} --run {self.root}` first")
         return p
+
+    def branch(self, root: str | Path, share: Iterable[str]) -> RunDir:
+        """A sub-run at `root` (relative to this run, or absolute) whose stage folders `share` are
+        relative links to this run's, so it reuses their artifacts and writes only its own (the
+        2T baseline, the ablations, tuning's validation run and trials). Existing links are kept."""
+        sub = RunDir(self.root / root)
+        sub.root.mkdir(parents=True, exist_ok=True)
+        for name in share:
+            link(sub.root / name, self.root / name)
+        return sub
 
     # --- manifest --------------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
@@ -111,3 +123,17 @@ class RunDir:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def link(path: Path, target: Path) -> None:
+    """A relative symlink `path` -> `target`'s real location (replaced if it points elsewhere; a
+    real folder already at `path` is kept)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(target.resolve(), path.parent.resolve())
+    if path.is_symlink() and os.readlink(path) == rel:
+        return
+    if path.is_dir() and not path.is_symlink():
+        return
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    path.symlink_to(rel, target_is_directory=target.is_dir())

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
+from colisten.artifacts import load_history, load_holdout, load_segments, load_split_info
 from colisten.config import Settings
 from colisten.data.contract import validate_dataset
-from colisten.data.readers import load_history, load_holdout, load_segments, load_split_info
 from colisten.data.split import DAY_S, SplitError, split_bounds, temporal_split
 from colisten.run import RunDir, RunError
 

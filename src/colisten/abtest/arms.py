@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from colisten import artifacts
 from colisten.abtest.history import EventLog
 from colisten.config import MODELS, Settings
 from colisten.errors import ColistenError
@@ -66,7 +67,7 @@ def parse_arms(text: str) -> list[ArmSpec]:
         known = (*MODELS, ORACLE)
         if model not in known:
             raise AbTestError(f"--arms: unknown model {model!r} in {part!r}; known: {', '.join(known)}")
-        if run is not None and not (run / "data" / "items.parquet").exists():
+        if run is not None and not artifacts.ITEMS.at(run).exists():
             raise AbTestError(f"--arms: {part!r}: {run} is not a run directory (no data/items.parquet)")
         specs.append(ArmSpec(name, model, run))
     names = [s.name for s in specs]

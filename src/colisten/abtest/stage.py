@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from colisten import artifacts
 from colisten.abtest.arms import (
     ORACLE,
     AbTestError,
@@ -77,7 +78,7 @@ def run(
     if users is not None and users < len(arms):
         raise AbTestError(f"--users {users}: need at least one user per arm ({len(arms)} arms)")
     target = "audiobook"
-    split = read_json(rd.require("split/split.json", "split"))
+    split = read_json(rd.require(artifacts.SPLIT))
     world_meta = read_json(world_dir / "world.json")
     start_epoch = int(world_meta["start_epoch_s"])
     cut = int(split["cut"])
@@ -187,7 +188,7 @@ def run(
     if write:
         name = name or "-vs-".join(a.name for a in arms)
         results["name"] = name
-        path = rd / "abtest" / name / "results.json"
+        path = artifacts.ABTEST_RESULTS.at(rd, name=name)
         write_json_atomic(path, results)
         results["path"] = str(path)
         rd.record_stage(f"abtest/{name}", results["seconds"]["total"], path=str(path))
@@ -227,8 +228,8 @@ def _event_log(rd: RunDir, base: Any, sl: slice) -> EventLog:
     """The run's history rows and the hold-out's rows of every other item type (the world's own
     podcast listening during the test, which the audiobook shelf does not change)."""
     cols = ["user_id", "item_id", "event", "timestamp"]
-    history = pd.read_parquet(rd.require("split/history.parquet", "split"), columns=cols)
-    holdout = pd.read_parquet(rd.require("split/holdout.parquet", "split"), columns=cols)
+    history = pd.read_parquet(rd.require(artifacts.HISTORY), columns=cols)
+    holdout = pd.read_parquet(rd.require(artifacts.HOLDOUT), columns=cols)
     items = pd.Index(base.item_ids.astype(str))
     h_item = items.get_indexer(holdout["item_id"].astype(str))
     holdout = holdout[(h_item >= 0) & ((h_item < sl.start) | (h_item >= sl.stop))]
@@ -263,7 +264,7 @@ def _ranker(
     run = rd.root if spec.run is None else spec.run
     own = settings if spec.run is None else RunDir(run).settings()
     if spec.run is not None:
-        other = pd.read_parquet(RunDir(run).require("data/items.parquet", "validate"), columns=["item_id"])
+        other = pd.read_parquet(RunDir(run).require(artifacts.ITEMS), columns=["item_id"])
         if not np.array_equal(other["item_id"].astype(str).to_numpy(), base.item_ids.astype(str)):
             raise AbTestError(f"--arms {spec.name}: {run} has other items than --run {rd.root}")
     model = build_models(run, own, [spec.model])[0]

@@ -12,21 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.io import atomic_path, write_json_atomic, write_parquet_atomic
 from colisten.run import RunDir, RunError
-
-EMBEDDINGS = "content/text_embeddings.npy"
-ITEM_IDS = "content/item_ids.parquet"
-SUMMARY = "content/embeddings.json"
 
 
 def cache_dir_for(run: RunDir, settings: Settings) -> Path:
     """content.cache_dir if set (shared across runs), else RUN/content/cache."""
     if settings.content.cache_dir:
         return Path(settings.content.cache_dir).expanduser()
-    return run / "content" / "cache"
+    return run / artifacts.TEXT_EMBEDDINGS.folder / "cache"
 
 
 def items_fingerprint(item_ids: list[str]) -> str:
@@ -43,20 +40,20 @@ def _embed(run: RunDir, settings: Settings, progress: bool) -> dict[str, Any]:
 
     from colisten.content.embed import ContentError, embed_items, load_text_model
 
-    items_path = run.require("data/items.parquet", "validate")
+    items_path = run.require(artifacts.ITEMS)
     items = pd.read_parquet(items_path, columns=["item_id", "title", "description"])
     if len(items) == 0:
         raise ContentError(f"{items_path} has no items to embed")
     model = load_text_model(settings.content.model, settings.content.device)
     cache_dir = cache_dir_for(run, settings)
-    with atomic_path(run / EMBEDDINGS) as tmp:
+    with atomic_path(artifacts.TEXT_EMBEDDINGS.at(run)) as tmp:
         # fill a memory-mapped .npy in place: no second in-memory copy for large catalogues
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(items), model.dim))
         _, stats = embed_items(items, settings.content, cache_dir, progress=progress, model=model, out=out)
         out.flush()
         del out
     item_ids = items["item_id"].astype(str).tolist()
-    write_parquet_atomic(run / ITEM_IDS, pd.DataFrame({"item_id": item_ids}))
+    write_parquet_atomic(artifacts.TEXT_ITEM_IDS.at(run), pd.DataFrame({"item_id": item_ids}))
     stats = {
         **stats,
         "items_fingerprint": items_fingerprint(item_ids),
@@ -64,7 +61,7 @@ def _embed(run: RunDir, settings: Settings, progress: bool) -> dict[str, Any]:
         "batch_size": settings.content.batch_size,
         "max_description_chars": settings.content.max_description_chars,
     }
-    write_json_atomic(run / SUMMARY, stats)
+    write_json_atomic(artifacts.TEXT_SUMMARY.at(run), stats)
     return stats
 
 
@@ -72,9 +69,9 @@ def load_text_embeddings(run: RunDir, mmap: bool = True) -> np.ndarray:
     """RUN/content/text_embeddings.npy, checked to line up with RUN/data/items.parquet's rows."""
     import pyarrow.parquet as pq
 
-    path = run.require(EMBEDDINGS, "embed")
-    ids_path = run.require(ITEM_IDS, "embed")
-    items_path = run.require("data/items.parquet", "validate")
+    path = run.require(artifacts.TEXT_EMBEDDINGS)
+    ids_path = run.require(artifacts.TEXT_ITEM_IDS)
+    items_path = run.require(artifacts.ITEMS)
     vectors = np.load(path, mmap_mode="r" if mmap else None)
     embedded = pq.read_table(ids_path, columns=["item_id"]).column("item_id").to_pylist()
     current = pq.read_table(items_path, columns=["item_id"]).column("item_id").to_pylist()

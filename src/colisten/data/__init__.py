@@ -1,9 +1,9 @@
-"""The data contract (readers, validation, quarantine) and the global temporal split.
+"""The data contract (reading the input files, validation, quarantine) and the global temporal split.
 
 Public API (imported lazily, so `colisten --help` does not load DuckDB or pandas):
 `validate_dataset`, `ValidationReport`, `temporal_split`, `SplitInfo`, `split_bounds`,
-`load_items`, `load_users`, `load_interactions`, `load_history`, `load_holdout`,
-`load_segments`, `load_split_info`, `load_validation`, `DataContractError`.
+`DataContractError`. The readers of the artifacts they write (`load_items`, `load_history`, ...)
+are in colisten.artifacts.
 """
 
 from __future__ import annotations
@@ -21,14 +21,6 @@ _EXPORTS = {
     "split_bounds": "colisten.data.split",
     "SplitInfo": "colisten.data.split",
     "SplitError": "colisten.data.split",
-    "load_items": "colisten.data.readers",
-    "load_users": "colisten.data.readers",
-    "load_interactions": "colisten.data.readers",
-    "load_history": "colisten.data.readers",
-    "load_holdout": "colisten.data.readers",
-    "load_segments": "colisten.data.readers",
-    "load_split_info": "colisten.data.readers",
-    "load_validation": "colisten.data.readers",
 }
 __all__ = sorted(_EXPORTS)
 

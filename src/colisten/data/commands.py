@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from colisten import artifacts
+
 console = Console()
 
 
@@ -107,17 +109,17 @@ def register(app: typer.Typer) -> None:
         """
         import tempfile
 
+        from colisten.artifacts import load_validation
         from colisten.config import load_settings
         from colisten.data import stage
         from colisten.data.contract import ValidationReport, validate_dataset
-        from colisten.data.readers import load_validation
         from colisten.errors import ColistenError
         from colisten.run import RunDir
 
         if run is None:
             settings = load_settings(config)
-            target = (
-                quarantine or Path(tempfile.mkdtemp(prefix="colisten-quarantine-")) / "quarantine.parquet"
+            target = quarantine or artifacts.QUARANTINE.within(
+                tempfile.mkdtemp(prefix="colisten-quarantine-")
             )
             with console.status("validating") as status:
                 report = validate_dataset(
@@ -147,8 +149,8 @@ def register(app: typer.Typer) -> None:
         The last holdout_days before the newest event are the hold-out, the history_days before
         them the history. Warm/cold comes from history only. Writes RUN/split/.
         """
+        from colisten.artifacts import load_split_info
         from colisten.data import stage
-        from colisten.data.readers import load_split_info
         from colisten.data.split import SplitInfo
         from colisten.run import RunDir
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.data.sources import (
     DataContractError,
@@ -388,15 +389,15 @@ def validate_dataset(
             for name, path in written.items():
                 os.replace(path, out / name)
             report.out_dir = str(out)
-            report.quarantine_path = str(out / "quarantine.parquet")
+            report.quarantine_path = str(artifacts.QUARANTINE.within(out))
         if quarantine_path is not None:
             target = Path(quarantine_path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            src = out / "quarantine.parquet" if out is not None else written["quarantine.parquet"]
+            src = artifacts.QUARANTINE.within(out) if out is not None else written[artifacts.QUARANTINE.name]
             _copy_atomic(src, target)
             report.quarantine_path = str(target)
         if out is not None:
-            write_json_atomic(out / "validation.json", report.to_json())
+            write_json_atomic(artifacts.VALIDATION.within(out), report.to_json())
     return report
 
 
@@ -495,8 +496,8 @@ def _validate(
     )
 
     say("writing accepted rows and quarantine")
-    written = {name: work / name for name in ("items.parquet", "users.parquet", "interactions.parquet")}
-    written["quarantine.parquet"] = work / "quarantine.parquet"
+    written = {a.name: work / a.name for a in (artifacts.ITEMS, artifacts.USERS, artifacts.INTERACTIONS)}
+    written[artifacts.QUARANTINE.name] = artifacts.QUARANTINE.within(work)
     parquet = "(FORMAT parquet, COMPRESSION zstd)"
     con.execute(
         f"""COPY (SELECT item_id, trim(item_type) AS item_type, coalesce(title, '') AS title,
@@ -504,13 +505,13 @@ def _validate(
                         nullif(trim(language), '') AS language,
                         nullif(trim(published_at), '') AS published_at
                  FROM items_checked WHERE reason IS NULL ORDER BY trim(item_type), item_id)
-            TO {sql_str(str(written["items.parquet"]))} {parquet}"""
+            TO {sql_str(str(written[artifacts.ITEMS.name]))} {parquet}"""
     )
     con.execute(
         f"""COPY (SELECT user_id, item_id, event_name AS event, "timestamp", duration_s
                  FROM interactions_checked WHERE reason IS NULL
                  ORDER BY "timestamp", user_id, item_id, event_name)
-            TO {sql_str(str(written["interactions.parquet"]))} {parquet}"""
+            TO {sql_str(str(written[artifacts.INTERACTIONS.name]))} {parquet}"""
     )
     seen = "SELECT DISTINCT user_id FROM interactions_checked WHERE reason IS NULL"
     if has_users:
@@ -523,7 +524,7 @@ def _validate(
         users_sql = (
             f"SELECT user_id, CAST(NULL AS INTEGER) AS age, CAST(NULL AS VARCHAR) AS country FROM ({seen})"
         )
-    users_file = sql_str(str(written["users.parquet"]))
+    users_file = sql_str(str(written[artifacts.USERS.name]))
     con.execute(f"COPY (SELECT * FROM ({users_sql}) ORDER BY user_id) TO {users_file} {parquet}")
 
     rejected = []
@@ -539,19 +540,19 @@ def _validate(
     con.execute(
         f"""COPY (SELECT "table", source_file, "row", reason, raw FROM ({" UNION ALL ".join(rejected)})
                  ORDER BY "table", _file, "row")
-            TO {sql_str(str(written["quarantine.parquet"]))} {parquet}"""
+            TO {sql_str(str(written[artifacts.QUARANTINE.name]))} {parquet}"""
     )
 
     # Counts come from the written files, so the invariant checks what later stages will read.
+    quarantine = sql_str(str(written[artifacts.QUARANTINE.name]))
     q = {}
     for table, reason, n in con.execute(
-        f'SELECT "table", reason, count(*) FROM read_parquet({sql_str(str(written["quarantine.parquet"]))}) '
-        "GROUP BY ALL ORDER BY ALL"
+        f'SELECT "table", reason, count(*) FROM read_parquet({quarantine}) GROUP BY ALL ORDER BY ALL'
     ).fetchall():
         q.setdefault(table, {})[reason] = int(n)
     accepted = {
-        "items": _parquet_rows(con, written["items.parquet"]),
-        "interactions": _parquet_rows(con, written["interactions.parquet"]),
+        "items": _parquet_rows(con, written[artifacts.ITEMS.name]),
+        "interactions": _parquet_rows(con, written[artifacts.INTERACTIONS.name]),
         "users": (
             int(con.execute("SELECT count(*) FROM users_checked WHERE reason IS NULL").fetchone()[0])
             if has_users
@@ -568,10 +569,10 @@ def _validate(
                 f"{c.quarantined} != input rows {c.rows_in}"
             )
 
-    inter = sql_str(str(written["interactions.parquet"]))
+    inter = sql_str(str(written[artifacts.INTERACTIONS.name]))
     items_per_type = dict(
         con.execute(
-            f"SELECT item_type, count(*) FROM read_parquet({sql_str(str(written['items.parquet']))}) "
+            f"SELECT item_type, count(*) FROM read_parquet({sql_str(str(written[artifacts.ITEMS.name]))}) "
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
     )
@@ -579,7 +580,7 @@ def _validate(
     t_min, t_max = con.execute(
         f'SELECT min("timestamp"), max("timestamp") FROM read_parquet({inter})'
     ).fetchone()
-    n_users = _parquet_rows(con, written["users.parquet"])
+    n_users = _parquet_rows(con, written[artifacts.USERS.name])
 
     report = ValidationReport(
         data_dir="",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.data.sources import sql_str
 from colisten.errors import ColistenError
@@ -83,8 +84,8 @@ def temporal_split(
     run = run if isinstance(run, RunDir) else RunDir(run)
     settings = settings or run.settings()
     d = settings.data
-    interactions = sql_str(str(run.require("data/interactions.parquet", "validate")))
-    items = sql_str(str(run.require("data/items.parquet", "validate")))
+    interactions = sql_str(str(run.require(artifacts.INTERACTIONS)))
+    items = sql_str(str(run.require(artifacts.ITEMS)))
     out = run.stage_dir("split")
 
     with tempfile.TemporaryDirectory(prefix=".split-", dir=out) as tmp:
@@ -94,7 +95,7 @@ def temporal_split(
             (max_ts,) = con.execute(f'SELECT max("timestamp") FROM read_parquet({interactions})').fetchone()
             if max_ts is None:
                 raise SplitError(
-                    f"{run / 'data/interactions.parquet'} has no accepted interactions to split; "
+                    f"{artifacts.INTERACTIONS.at(run)} has no accepted interactions to split; "
                     "check the quarantine reasons printed by `colisten validate`"
                 )
             history_start, cut, end = bounds or split_bounds(max_ts, d.history_days, d.holdout_days)
@@ -109,7 +110,8 @@ def temporal_split(
             )
             parquet = "(FORMAT parquet, COMPRESSION zstd)"
             order = 'ORDER BY "timestamp", user_id, item_id, event'
-            files = {name: work / name for name in ("history.parquet", "holdout.parquet", "segments.parquet")}
+            outputs = (artifacts.HISTORY, artifacts.HOLDOUT, artifacts.SEGMENTS)
+            files = {a.name: work / a.name for a in outputs}
             for win in ("history", "holdout"):
                 con.execute(
                     f"""COPY (SELECT user_id, item_id, event, "timestamp", duration_s FROM windowed
@@ -128,14 +130,14 @@ def temporal_split(
                     FROM users u CROSS JOIN types t
                     LEFT JOIN warm w ON w.user_id = u.user_id AND w.item_type = t.item_type
                     ORDER BY u.user_id, t.item_type)
-                    TO {sql_str(str(files["segments.parquet"]))} {parquet}"""
+                    TO {sql_str(str(files[artifacts.SEGMENTS.name]))} {parquet}"""
             )
-            info.counts = _counts(con, history_start, interactions, files["segments.parquet"])
+            info.counts = _counts(con, history_start, interactions, files[artifacts.SEGMENTS.name])
         finally:
             con.close()
         for name, path in files.items():
             os.replace(path, out / name)
-        write_json_atomic(out / "split.json", info.to_json())
+        write_json_atomic(artifacts.SPLIT.at(run), info.to_json())
     return info
 
 

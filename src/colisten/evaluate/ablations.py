@@ -3,11 +3,11 @@ and two-tower model retrained in RUN/ablations/NAME, and its 2T-HGNN evaluated t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from colisten import artifacts
 from colisten.config import Settings, deep_merge
 from colisten.errors import ColistenError
 from colisten.run import RunDir
@@ -30,6 +30,10 @@ def ablation_overrides(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
+# the stage folders an ablation's run reuses from the run: it retrains the HGNN and the two-tower
+SHARED = ["data", "split", "content", "graph"]
+
+
 def run_ablations(
     run: Path, settings: Settings, names: list[str] | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -41,23 +45,18 @@ def run_ablations(
     from colisten.twotower import stage as twotower_stage
 
     rd = RunDir(run)
-    for needed in ("data", "split", "content", "graph"):
-        rd.require(needed, {"data": "validate", "content": "embed"}.get(needed, needed))
+    for needed in (artifacts.ITEMS, artifacts.HISTORY, artifacts.TEXT_EMBEDDINGS, artifacts.GRAPH_SUMMARY):
+        rd.require(needed)
     variants = ablation_overrides(settings)
     unknown = sorted(set(names or []) - set(variants))
     if unknown:
         raise ColistenError(f"unknown ablation(s) {unknown}; choose from {sorted(variants)}")
-    out_path = rd.root / "eval" / "ablations.json"
+    out_path = artifacts.ABLATIONS.at(rd)
     results: dict[str, Any] = read_json(out_path) if out_path.exists() else {}
     base = settings.model_dump(mode="json")
     for name in names or list(variants):
         log(f"ablation: {name}")
-        sub = RunDir(rd.root / "ablations" / _slug(name))
-        sub.root.mkdir(parents=True, exist_ok=True)
-        for shared in ("data", "split", "content", "graph"):
-            link = sub.root / shared
-            if not link.exists():
-                os.symlink(Path("..") / ".." / shared, link, target_is_directory=True)
+        sub = rd.branch(artifacts.ABLATION_RUN.at(rd, name=_slug(name)), share=SHARED)
         variant = Settings.model_validate(deep_merge(base, variants[name]))
         sub.init(variant)
         hgnn_stage.run(sub, variant)

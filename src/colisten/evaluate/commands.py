@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from colisten import artifacts
+
 
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_command)
@@ -69,7 +71,7 @@ def evaluate_command(
         results = run_ablations(run, settings, subset, log=console.print)
         print_ablations(results, console)
         write_report(run, settings.data.target_type, next(iter(settings.data.established_types), None))
-    console.print(f"wrote {run / 'eval' / 'metrics.json'} and {run / 'eval' / 'report.html'}")
+    console.print(f"wrote {artifacts.METRICS.at(run)} and {artifacts.REPORT.at(run)}")
 
 
 def report_command(
@@ -80,7 +82,7 @@ def report_command(
     from colisten.run import RunDir
 
     rd = RunDir(run)
-    rd.require("eval/metrics.json", "evaluate")
+    rd.require(artifacts.METRICS)
     settings = rd.settings()
     out = write_report(run, settings.data.target_type, next(iter(settings.data.established_types), None))
     typer.echo(f"wrote {out}")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.errors import ColistenError
 
@@ -196,8 +197,8 @@ def load_eval_data(run: str | Path, settings: Settings) -> EvalData:
 
     rd = RunDir(run)
     cols = ["user_id", "item_id", "event"]
-    items = pd.read_parquet(rd.require("data/items.parquet", "validate"), columns=["item_id", "item_type"])
-    history = pd.read_parquet(rd.require("split/history.parquet", "split"), columns=cols)
-    holdout = pd.read_parquet(rd.require("split/holdout.parquet", "split"), columns=cols)
-    segments = pd.read_parquet(rd.require("split/segments.parquet", "split"))
+    items = pd.read_parquet(rd.require(artifacts.ITEMS), columns=["item_id", "item_type"])
+    history = pd.read_parquet(rd.require(artifacts.HISTORY), columns=cols)
+    holdout = pd.read_parquet(rd.require(artifacts.HOLDOUT), columns=cols)
+    segments = pd.read_parquet(rd.require(artifacts.SEGMENTS))
     return EvalData.from_frames(items, history, holdout, segments, settings)

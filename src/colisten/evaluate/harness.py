@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from colisten import artifacts
 from colisten.config import MODELS, Settings
 from colisten.errors import ColistenError
 from colisten.evaluate.baselines import (
@@ -384,10 +385,10 @@ def build_models(
         if n_items > ease.ease_max_items:
             raise EvaluateError(ease_too_large_message(n_items, ease.ease_max_items))
 
-    def array(relative: str, command: str) -> np.ndarray | str:
-        p = rd / relative
+    def array(artifact: artifacts.Artifact) -> np.ndarray | str:
+        p = artifact.at(rd)
         if not p.exists():
-            return f"{p} is missing (run `colisten {command} --run {rd.root}`)"
+            return f"{p} is missing (run `colisten {artifact.stage} --run {rd.root}`)"
         a = np.load(p, mmap_mode="r")
         if a.ndim != 2 or a.shape[0] != n_items:
             raise EvaluateError(
@@ -409,15 +410,15 @@ def build_models(
         elif name == "LightGCN":
             models.append(LightGCN(own))
         elif name == "LLM-KNN":
-            text = array("content/text_embeddings.npy", "embed")
+            text = array(artifacts.TEXT_EMBEDDINGS)
             models.append(LLMKNN(text) if not isinstance(text, str) else _Missing(name, text))
         elif name == "HGNN":
-            emb = array("hgnn/item_embeddings.npy", "train-hgnn")
+            emb = array(artifacts.HGNN_EMBEDDINGS)
             models.append(HGNNMean(emb) if not isinstance(emb, str) else _Missing(name, emb))
         elif name == "HGNN-w-users":
-            text = array("content/text_embeddings.npy", "embed")
+            text = array(artifacts.TEXT_EMBEDDINGS)
             models.append(
-                HGNNWithUsers(text, own, rd / "eval" / "hgnn_w_users")
+                HGNNWithUsers(text, own, artifacts.HGNN_W_USERS.at(rd))
                 if not isinstance(text, str)
                 else _Missing(name, text)
             )
@@ -432,15 +433,14 @@ def two_tower_model(run: Path, name: str, settings: Settings | None = None) -> R
     from colisten.twotower.recommender import TwoTowerRecommender
 
     if name == "2T-HGNN":
-        if not (run / "twotower" / "best.pt").exists():
+        if not artifacts.TWOTOWER_MODEL.at(run).exists():
             return _Missing(
-                name, f"{run / 'twotower'} has no trained model (`colisten train-2t --run {run}`)"
+                name, f"{artifacts.TWOTOWER_MODEL.at(run)} is missing (`colisten train-2t --run {run}`)"
             )
         return TwoTower(name, lambda: TwoTowerRecommender.load(run))
-    if not (run / "content" / "text_embeddings.npy").exists():
-        return _Missing(
-            name, f"{run / 'content/text_embeddings.npy'} is missing (`colisten embed --run {run}`)"
-        )
+    if not artifacts.TEXT_EMBEDDINGS.at(run).exists():
+        missing = artifacts.TEXT_EMBEDDINGS.at(run)
+        return _Missing(name, f"{missing} is missing (`colisten embed --run {run}`)")
     s = settings or RunDir(run).settings()
     return TwoTower(name, lambda: TwoTowerRecommender.load(two_tower_baseline(run, s)))
 
@@ -460,9 +460,9 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     from colisten.tune.spaces import apply_overrides
     from colisten.twotower import stage as twotower_stage
 
-    root = run / "baselines" / "2T"
-    cut = read_json(run / "split" / "split.json").get("cut")
-    trained_2t_hgnn = run / "twotower" / "features.json"
+    root = artifacts.BASELINE_2T.at(run)
+    cut = read_json(artifacts.SPLIT.at(run)).get("cut")
+    trained_2t_hgnn = artifacts.TWOTOWER_FEATURES.at(run)
     twotower = (
         TwoTowerConfig.model_validate(read_json(trained_2t_hgnn)["settings"])
         if trained_2t_hgnn.exists()
@@ -470,17 +470,12 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     )
     variant = settings.model_copy(update={"twotower": twotower.model_copy(update={"use_hgnn": False})})
     variant = apply_overrides(variant, chosen_overrides(load_tuning(run), "2T"))  # 2T's own choice
-    done = root / "twotower" / "features.json"
-    if done.exists() and (root / "twotower" / "item_vectors.npy").exists():
+    done = artifacts.TWOTOWER_FEATURES.at(root)
+    if done.exists() and artifacts.TWOTOWER_ITEM_VECTORS.at(root).exists():
         built = RunDir(root).manifest().get("config", {})
         if read_json(done).get("cut") == cut and _same_training_settings(built, variant):
             return root
-    root.mkdir(parents=True, exist_ok=True)
-    for shared in ("data", "split", "content"):
-        link = root / shared
-        if not link.exists() and not link.is_symlink():
-            link.symlink_to(Path("..") / ".." / shared, target_is_directory=True)
-    sub = RunDir(root)
+    sub = RunDir(run).branch(root, share=["data", "split", "content"])
     sub.init(variant)
     twotower_stage.run(sub, variant)
     return root
@@ -514,7 +509,7 @@ class _Missing:
 def _count_items(rd: Any) -> int:
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(rd.require("data/items.parquet", "validate")).metadata.num_rows
+    return pq.ParquetFile(rd.require(artifacts.ITEMS)).metadata.num_rows
 
 
 def evaluate_run(

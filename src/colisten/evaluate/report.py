@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.config import MODELS
 from colisten.evaluate.data import SEGMENTS
 from colisten.io import read_json, write_text_atomic
@@ -379,7 +380,7 @@ def degree_chart(csr_dir: Path) -> str | None:
 
     from colisten.graph.store import CoListeningGraph
 
-    if not (csr_dir / "num_nodes.json").exists():
+    if not (csr_dir / artifacts.GRAPH_NUM_NODES.name).exists():
         return None
     g = CoListeningGraph.load(csr_dir)
     if not g.csr:
@@ -701,7 +702,7 @@ def abtest_html(results: dict[str, Any], name: str) -> str:
 def abtest_section(run: Path) -> str:
     """The "Simulated A/B test" section, one part per RUN/abtest/*/results.json by name ("" if
     none); a file that cannot be read gets a note naming it, not a crash of the whole report."""
-    paths = sorted((run / "abtest").glob("*/results.json"))
+    paths = artifacts.ABTEST_RESULTS.glob(run)
     if not paths:
         return ""
     parts = [
@@ -775,7 +776,7 @@ def render_report(
             parts.append(_img(b64, "long-tail tiers chart"))
         parts.append(long_tail_html(seg, k_hit, k_list))
     # Ablations
-    abl_path = run / "eval" / "ablations.json"
+    abl_path = artifacts.ABLATIONS.at(run)
     if abl_path.exists():
         parts.append(f"<h2>Ablations ({_plural(target_type)}, warm users)</h2>")
         full = metrics.get(target_type, {}).get("warm", {}).get("2T-HGNN")
@@ -783,12 +784,12 @@ def render_report(
     parts.append(abtest_section(run))
     # Training curves
     curves = []
-    for rel, title in (
-        ("hgnn/curve.json", "HGNN training"),
-        ("twotower/curve.json", "Two-tower training"),
-        ("eval/hgnn_w_users/curve.json", "HGNN-w-users training"),
+    for artifact, title in (
+        (artifacts.HGNN_CURVE, "HGNN training"),
+        (artifacts.TWOTOWER_CURVE, "Two-tower training"),
+        (artifacts.HGNN_W_USERS_CURVE, "HGNN-w-users training"),
     ):
-        p = run / rel
+        p = artifact.at(run)
         if p.exists():
             b64 = curve_chart(read_json(p), title)
             if b64:
@@ -803,15 +804,15 @@ def render_report(
     )
     # Graph
     parts.append("<h2>Co-listening graph</h2>")
-    png = run / "graph" / "degrees.png"
+    png = artifacts.GRAPH_DEGREES.at(run)
     if png.exists():
         parts.append(_img(base64.b64encode(png.read_bytes()).decode("ascii"), "degree distributions"))
     else:
-        b64 = degree_chart(run / "graph" / "csr")
+        b64 = degree_chart(artifacts.GRAPH_CSR.at(run))
         parts.append(
             _img(b64, "degree distributions") if b64 else '<p class="note">No graph in this run.</p>'
         )
-    stats = run / "graph" / "graph.json"
+    stats = artifacts.GRAPH_SUMMARY.at(run)
     if stats.exists():
         g = read_json(stats)
         edges = g.get("edges_per_relation") or g.get("edges") or {}
@@ -853,10 +854,10 @@ def render_report(
 def write_report(run: str | Path, target_type: str, established_type: str | None) -> Path:
     """Render RUN/eval/report.html from RUN/eval/metrics.json and meta.json."""
     run = Path(run)
-    metrics = json.loads((run / "eval" / "metrics.json").read_text(encoding="utf-8"))
-    meta_p = run / "eval" / "meta.json"
+    metrics = json.loads(artifacts.METRICS.at(run).read_text(encoding="utf-8"))
+    meta_p = artifacts.EVAL_META.at(run)
     meta = read_json(meta_p) if meta_p.exists() else {}
-    out = run / "eval" / "report.html"
+    out = artifacts.REPORT.at(run)
     write_text_atomic(out, render_report(run, metrics, meta, target_type, established_type))
     return out
 
@@ -865,7 +866,7 @@ def refresh_report(run: str | Path, settings: Any = None) -> Path | None:
     """Re-render report.html of an evaluated run, so that a later `colisten abtest` shows in it;
     None (and nothing written) when the run has no eval/metrics.json yet."""
     run = Path(run)
-    if not (run / "eval" / "metrics.json").exists():
+    if not artifacts.METRICS.at(run).exists():
         return None
     settings = settings or RunDir(run).settings()
     return write_report(run, settings.data.target_type, next(iter(settings.data.established_types), None))

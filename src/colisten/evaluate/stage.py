@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.evaluate.baselines import RankingModel
@@ -43,12 +44,12 @@ def run(
             per_user=per_user,
         )
         record_tuned_settings(metrics, meta, load_tuning(rd.root))
-        out = rd.stage_dir("eval")
-        write_json_atomic(out / "metrics.json", metrics)
-        write_json_atomic(out / "meta.json", meta)
+        rd.stage_dir(artifacts.METRICS.folder)
+        write_json_atomic(artifacts.METRICS.at(rd), metrics)
+        write_json_atomic(artifacts.EVAL_META.at(rd), meta)
         if per_user:
             frame = pd.concat(per_user, ignore_index=True)
-            write_parquet_atomic(out / "per_user.parquet", pa.Table.from_pandas(frame, preserve_index=False))
+            write_parquet_atomic(artifacts.PER_USER.at(rd), pa.Table.from_pandas(frame, preserve_index=False))
         established = next(iter(settings.data.established_types), None)
         write_report(rd.root, settings.data.target_type, established)
         info["models"] = sorted(meta["models"])

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from colisten import artifacts
 from colisten.config import GraphConfig
 from colisten.errors import ColistenError
 from colisten.graph.sql import SECONDS_PER_DAY, association_keep, association_sql, type_of
@@ -338,7 +339,7 @@ def build_co_listening_graph(
             stats.update(duckdb_pairs(con, settings, cut, type_starts))
 
         say("building CSR arrays and the edge list")
-        edges_path = work / "edges.parquet"
+        edges_path = artifacts.GRAPH_EDGES.within(work)
         graph = _csr_and_edge_list(con, nodes, types, num_nodes, settings.keep_weights, edges_path)
     except duckdb.OutOfMemoryException as e:
         raise GraphInputError(

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from colisten import artifacts
+
 console = Console()
 
 graph_app = typer.Typer(invoke_without_command=True, add_completion=False)
@@ -88,7 +90,7 @@ def stats(run: Path = typer.Option(..., "--run", help="Run directory with a buil
     with console.status("graph statistics"):
         result = describe_graph(run)
     _print_stats(result)
-    console.print(f"wrote {Path(run) / 'graph' / 'stats.json'} and {Path(run) / 'graph' / 'degrees.png'}")
+    console.print(f"wrote {artifacts.GRAPH_STATS.at(run)} and {artifacts.GRAPH_DEGREES.at(run)}")
 
 
 def _print_stats(s: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.graph.build import Progress, build_co_listening_graph
@@ -27,8 +28,8 @@ def _run_dir(run: str | Path | RunDir) -> RunDir:
 def load_graph(run: str | Path | RunDir) -> CoListeningGraph:
     """The run's co-listening graph (RUN/graph/csr), or a message saying to run `colisten graph`."""
     rd = _run_dir(run)
-    rd.require("graph/graph.json", "graph")
-    return CoListeningGraph.load(rd.require("graph/csr/num_nodes.json", "graph").parent)
+    rd.require(artifacts.GRAPH_SUMMARY)
+    return CoListeningGraph.load(rd.require(artifacts.GRAPH_NUM_NODES).parent)
 
 
 def run(
@@ -51,9 +52,9 @@ def run(
     graph_settings = (
         settings.graph if engine is None else settings.graph.model_copy(update={"engine": engine})
     )
-    history = rd.require("split/history.parquet", "split")
-    items_path = rd.require("data/items.parquet", "validate")
-    split_json = rd / "split" / "split.json"
+    history = rd.require(artifacts.HISTORY)
+    items_path = rd.require(artifacts.ITEMS)
+    split_json = artifacts.SPLIT.at(rd)
     cut = read_json(split_json).get("cut") if split_json.exists() else None
 
     out = rd.stage_dir("graph")
@@ -72,18 +73,18 @@ def run(
         )
         if progress:
             progress("saving")
-        write_parquet_atomic(out / "nodes.parquet", build.nodes)
-        os.replace(build.edges_path, out / "edges.parquet")
-        build.edges_path = out / "edges.parquet"
-        _replace_dir(out / "csr", build.graph.save)
-        for stale in ("stats.json", "degrees.png"):  # they describe the previous graph
-            (out / stale).unlink(missing_ok=True)
+        write_parquet_atomic(artifacts.GRAPH_NODES.at(rd), build.nodes)
+        os.replace(build.edges_path, artifacts.GRAPH_EDGES.at(rd))
+        build.edges_path = artifacts.GRAPH_EDGES.at(rd)
+        _replace_dir(artifacts.GRAPH_CSR.at(rd), build.graph.save)
+        for stale in (artifacts.GRAPH_STATS, artifacts.GRAPH_DEGREES):  # they describe the previous graph
+            stale.at(rd).unlink(missing_ok=True)
         summary: dict[str, Any] = {
             "settings": graph_settings.model_dump(mode="json"),
             "cut": cut,
             **build.stats,
         }
-        write_json_atomic(out / "graph.json", summary)
+        write_json_atomic(artifacts.GRAPH_SUMMARY.at(rd), summary)
         info.update(
             engine=graph_settings.engine,
             edges=build.stats["edges"],
@@ -116,8 +117,7 @@ def describe_graph(run: str | Path | RunDir) -> dict[str, Any]:
     graph = load_graph(rd)
     with rd.stage("graph-stats") as info:
         stats = graph_stats(graph)
-        out = rd.stage_dir("graph")
-        write_json_atomic(out / "stats.json", stats)
-        plot_degree_distributions(graph, out / "degrees.png", stats)
+        write_json_atomic(artifacts.GRAPH_STATS.at(rd), stats)
+        plot_degree_distributions(graph, artifacts.GRAPH_DEGREES.at(rd), stats)
         info.update(imbalance_ratio=stats["imbalance_ratio"], components=stats["components"])
     return stats

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.io import save_npz_atomic, write_json_atomic
 
 EdgeType = tuple[str, str]  # (src_type, dst_type)
@@ -105,14 +106,14 @@ class CoListeningGraph:
         d.mkdir(parents=True, exist_ok=True)
         for (s, t), c in self.csr.items():
             save_npz_atomic(d / f"{s}__{t}.npz", indptr=c.indptr, indices=c.indices, weight=c.weight)
-        write_json_atomic(d / "num_nodes.json", self.num_nodes)
+        write_json_atomic((d / artifacts.GRAPH_NUM_NODES.name), self.num_nodes)
 
     @classmethod
     def load(cls, directory: str | Path) -> CoListeningGraph:
         import json
 
         d = Path(directory)
-        num_nodes = json.loads((d / "num_nodes.json").read_text())
+        num_nodes = json.loads((d / artifacts.GRAPH_NUM_NODES.name).read_text())
         csr: dict[EdgeType, CSR] = {}
         for f in sorted(d.glob("*__*.npz")):
             s, t = f.stem.split("__")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from colisten import artifacts
+
 
 def register(app: typer.Typer) -> None:
     @app.command("train-hgnn")
@@ -35,8 +37,9 @@ def register(app: typer.Typer) -> None:
         from colisten.run import RunDir
 
         console = Console(stderr=True)
-        if resume and not (run / "hgnn" / "checkpoint.pt").exists():
-            console.print(f"no {run / 'hgnn' / 'checkpoint.pt'} to resume from: training from the start")
+        checkpoint = artifacts.HGNN_CHECKPOINT.at(run)
+        if resume and not checkpoint.exists():
+            console.print(f"no {checkpoint} to resume from: training from the start")
         rd = RunDir(run)
         summary = stage.run(rd, rd.settings(config), resume=resume, device=device, progress=not quiet)
         s = summary

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.errors import ColistenError
@@ -30,9 +31,9 @@ def load_item_features(
     """The run's graph, text features per type (type-index order) and each type's global indices."""
     import pyarrow.parquet as pq
 
-    nodes_path = run.require("graph/nodes.parquet", "graph")
-    csr_dir = run.require("graph/csr/num_nodes.json", "graph").parent
-    emb_path = run.require("content/text_embeddings.npy", "embed")
+    nodes_path = run.require(artifacts.GRAPH_NODES)
+    csr_dir = run.require(artifacts.GRAPH_NUM_NODES).parent
+    emb_path = run.require(artifacts.TEXT_EMBEDDINGS)
     nodes = pq.read_table(
         nodes_path, columns=["item_id", "item_type", "global_index", "type_index"]
     ).to_pandas()
@@ -56,8 +57,8 @@ def load_item_features(
         expected = graph.num_nodes.setdefault(str(item_type), len(group))  # a type with no edges at all
         if expected != len(group):
             raise HGNNInputError(
-                f"{csr_dir / 'num_nodes.json'} says {expected} {item_type!r} nodes but {nodes_path} has "
-                f"{len(group)}; rerun `colisten graph --run {run.root}`"
+                f"{artifacts.GRAPH_NUM_NODES.at(run)} says {expected} {item_type!r} nodes but "
+                f"{nodes_path} has {len(group)}; rerun `colisten graph --run {run.root}`"
             )
         global_index[str(item_type)] = group["global_index"].to_numpy(np.int64)
     extra = sorted(set(graph.num_nodes) - set(global_index))
@@ -87,7 +88,7 @@ def run(
     s = settings.hgnn
     with rd.stage("train-hgnn") as info:
         graph, features, global_index, nodes = load_item_features(rd)
-        out = rd.stage_dir("hgnn")
+        out = rd.stage_dir(artifacts.HGNN_EMBEDDINGS.folder)
         on_epoch = epoch_logger(log, s.epochs, s.validation_metric)
         result = fit_hgnn(
             graph,
@@ -103,10 +104,10 @@ def run(
         embeddings = np.zeros((n_items, s.out_dim), dtype=np.float32)
         for t, g in global_index.items():
             embeddings[g] = result.embeddings[t]
-        save_numpy_atomic(out / "item_embeddings.npy", embeddings)
+        save_numpy_atomic(artifacts.HGNN_EMBEDDINGS.at(rd), embeddings)
         order = nodes.sort_values("global_index")
         write_parquet_atomic(
-            out / "item_ids.parquet",
+            artifacts.HGNN_ITEM_IDS.at(rd),
             pa.table({"item_id": order["item_id"].astype(str), "item_type": order["item_type"].astype(str)}),
         )
         epochs = result.curve.get("epochs", [])
@@ -122,7 +123,7 @@ def run(
             "seconds_per_epoch": float(np.mean([e["seconds"] for e in epochs])) if epochs else None,
             **result.info,
         }
-        write_json_atomic(out / "embeddings.json", summary)
+        write_json_atomic(artifacts.HGNN_SUMMARY.at(rd), summary)
         info.update(summary)
     return summary
 

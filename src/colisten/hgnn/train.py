@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from colisten import artifacts
 from colisten.config import HGNNConfig
 from colisten.device import resolve_device
 from colisten.errors import ColistenError
@@ -256,7 +257,7 @@ def _train(
     best_state: dict[str, torch.Tensor] | None = None
     # nothing to learn from (no edges in the selected relations): items keep their text-only embedding
     done = edge_sampler.edges_per_epoch() == 0
-    checkpoint_path = out / "checkpoint.pt" if out else None
+    checkpoint_path = artifacts.HGNN_CHECKPOINT.within(out) if out else None
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         ck = torch.load(checkpoint_path, map_location=dev, weights_only=False)
         _check_resumable(ck, s, checkpoint_path)
@@ -267,7 +268,8 @@ def _train(
         curve = ck["curve"]
         done = ck["done"]
         if state["best_epoch"] > 0:
-            best_state = torch.load(out / "best.pt", map_location=dev, weights_only=False)["model"]
+            best_path = artifacts.HGNN_BEST.within(out)
+            best_state = torch.load(best_path, map_location=dev, weights_only=False)["model"]
     else:
         t0 = time.perf_counter()
         curve["initial"] = {**validate(), "seconds": round(time.perf_counter() - t0, 3)}
@@ -311,7 +313,7 @@ def _train(
         if out is not None:
             if improved:
                 save_torch_atomic(
-                    out / "best.pt",
+                    artifacts.HGNN_BEST.within(out),
                     {
                         "model_config": model.config,
                         "model": best_state,
@@ -334,7 +336,7 @@ def _train(
                     "settings": s.model_dump(mode="json"),
                 },
             )
-            write_json_atomic(out / "curve.json", curve)
+            write_json_atomic(artifacts.HGNN_CURVE.within(out), curve)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", **{s.validation_metric: f"{value:.4f}"}, best=state["best_epoch"])
         if on_epoch_end is not None:
@@ -344,7 +346,7 @@ def _train(
     if not curve["epochs"]:
         curve.update(best_epoch=0, best_metric=None)
     if out is not None:
-        write_json_atomic(out / "curve.json", curve)
+        write_json_atomic(artifacts.HGNN_CURVE.within(out), curve)
 
     # --- final embeddings: best model, all edges of the selected relations ---------------------------
     if best_state is not None:

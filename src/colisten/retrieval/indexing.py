@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.config import RetrievalConfig
 from colisten.io import write_json_atomic
 from colisten.retrieval.ann import AnnIndex
@@ -56,7 +57,7 @@ def build_indexes(
     report: dict[str, Any] = {"ann": cfg.ann, "n_queries": len(queries), "types": {}}
     if not cfg.ann:
         log("retrieval.ann is off: no index built, every query is answered exactly")
-        write_json_atomic(out_dir / "index.json", report)
+        write_json_atomic(artifacts.INDEX_REPORT.within(out_dir), report)
         return report
     for item_type, vectors in item_vectors.items():
         t0 = time.perf_counter()
@@ -64,7 +65,7 @@ def build_indexes(
             vectors, M=cfg.ann_m, ef_construction=cfg.ann_ef_construction, ef=cfg.ann_ef, seed=cfg.seed
         )
         build_s = time.perf_counter() - t0
-        index.save(out_dir / f"{item_type}.voy")
+        index.save(artifacts.INDEX.within(out_dir, item_type=item_type))
         k = min(10, len(vectors))
         exact, _ = exact_top_k(queries, vectors, k)
         approx, _ = index.query(queries, k)
@@ -83,5 +84,5 @@ def build_indexes(
             f"{item_type}: {entry['n_items']} items, recall@{k} {entry['recall@10']:.4f} vs exact, "
             f"p50 {entry['p50_ms']:.3f} ms, p99 {entry['p99_ms']:.3f} ms, built in {build_s:.1f}s"
         )
-    write_json_atomic(out_dir / "index.json", report)
+    write_json_atomic(artifacts.INDEX_REPORT.within(out_dir), report)
     return report

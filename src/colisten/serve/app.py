@@ -36,9 +36,8 @@ from colisten import __version__
 from colisten.config import ServeConfig, Settings
 from colisten.errors import ColistenError
 from colisten.run import RunDir
-from colisten.serve import schemas
+from colisten.serve import render, schemas
 from colisten.serve.errors import ServeError
-from colisten.serve.explain import explanation_source
 from colisten.serve.metrics import MetricsMiddleware, ServeMetrics
 from colisten.serve.state import (
     ModelBundle,
@@ -263,15 +262,15 @@ def create_app(
         k: K = 10,
         explain: bool = True,
         exclude_consumed: bool = True,
-    ) -> JSONResponse:
+    ) -> Response:
         """Top-k items for a known user: the user tower runs now on their stored history (the run's
         history window) and demographics; already-consumed items are left out."""
         b = state.bundle
-        item_type = _item_type(b, type)
-        user = _known_user(b, user_id)
-        query = b.known_user_query(user)
-        rec = b.recommend(query, item_type, k, exclude_consumed=exclude_consumed, with_reasons=explain)
-        return JSONResponse(_recommendations(b, user_id, item_type, k, query, rec))
+        return _user_recommendations(
+            b, user_id, _item_type(b, type), _known_user(b, user_id), k, explain, exclude_consumed
+        )
+
+    _add_fast_path(app, "/v1/users/{user_id:path}/recommendations", state, served_types, max_k)
 
     @app.post(
         "/v1/recommendations",
@@ -279,7 +278,7 @@ def create_app(
         response_model=schemas.Recommendations,
         responses={**_UNPARSABLE_BODY, **_INVALID},
     )
-    async def adhoc_recommendations(user: AdHocUser) -> JSONResponse:
+    async def adhoc_recommendations(user: AdHocUser) -> Response:
         """Top-k items for a user given by their history (new or cold-start users): unknown item ids
         are ignored and listed in the response."""
         b = state.bundle
@@ -292,9 +291,9 @@ def create_app(
         rec = b.recommend(
             query, item_type, user.k, exclude_consumed=user.exclude_consumed, with_reasons=user.explain
         )
-        out = _recommendations(b, user.user_id, item_type, user.k, query, rec)
-        out["ignored_item_ids"], out["ignored_events"] = unknown, ignored_events
-        return JSONResponse(out)
+        return _json(
+            _recommendations(b, user.user_id, item_type, user.k, query, rec, unknown, ignored_events)
+        )
 
     @app.get(
         "/v1/items/{item_id:path}/similar",
@@ -482,38 +481,108 @@ def _adhoc_query(b: ModelBundle, user: schemas.AdHocUser) -> tuple[UserQuery, li
     return query, list(unknown), list(ignored_events)
 
 
-def _recommendations(
-    b: ModelBundle, user_id: str | None, item_type: str, k: int, query: UserQuery, rec: Recommendation
-) -> dict[str, Any]:
-    """The Recommendations body as plain JSON data (schemas.Recommendations documents it): built
-    directly, it costs a fraction of validating the same structure through pydantic per request."""
-    items = []
-    for rank, (g, score) in enumerate(zip(rec.items.tolist(), rec.scores.tolist(), strict=True), start=1):
-        item = _item(b, g)
-        item["rank"], item["score"] = rank, score
-        if rec.reasons is not None:
-            reasons = rec.reasons[rank - 1]
-            because = []
-            for r in reasons:
-                reason = _item(b, r.item)
-                del reason["genre"]
-                reason["via"], reason["strength"] = r.via, r.strength
-                because.append(reason)
-            item["explanation"] = {"source": explanation_source(reasons), "because": because}
+def _user_recommendations(
+    b: ModelBundle, user_id: str, item_type: str, user: int, k: int, explain: bool, exclude_consumed: bool
+) -> Response:
+    query = b.known_user_query(user)
+    rec = b.recommend(query, item_type, k, exclude_consumed=exclude_consumed, with_reasons=explain)
+    return _json(_recommendations(b, user_id, item_type, k, query, rec))
+
+
+_BOOLEANS = {b"true": True, b"false": False}
+
+
+def _plain_query(query_string: bytes, served_types: dict[bytes, str], max_k: int) -> dict[str, Any] | None:
+    """The user-recommendation query parameters when they are plainly valid (`type` a served item
+    type, `k` a decimal in 1..max_k, `explain`/`exclude_consumed` true or false, each at most once,
+    nothing else, nothing percent-encoded); None for anything else, which FastAPI then validates."""
+    params: dict[str, Any] = {}
+    if not query_string:
+        return params
+    for part in query_string.split(b"&"):
+        key, eq, value = part.partition(b"=")
+        name = key.decode("ascii", "replace")
+        if not eq or name in params:
+            return None
+        if key == b"type":
+            params[name] = served_types.get(value)
+        elif key == b"k":
+            if not (value.isdigit() and value[:1] != b"0" and len(value) <= 6 and int(value) <= max_k):
+                return None
+            params[name] = int(value)
+        elif key in (b"explain", b"exclude_consumed"):
+            params[name] = _BOOLEANS.get(value)
         else:
-            item["explanation"] = None
-        items.append(item)
-    return {
-        "user_id": user_id,
-        "item_type": item_type,
-        "k": k,
-        "model_version": b.version,
-        "retrieval": rec.retrieval,
-        "history_events": int(query.items.size),
-        "items": items,
-        "ignored_item_ids": [],
-        "ignored_events": [],
-    }
+            return None
+        if params[name] is None:
+            return None
+    return params
+
+
+def _add_fast_path(app: FastAPI, path: str, state: ModelState, served_types: list[str], max_k: int) -> None:
+    """Answer plainly valid GET user-recommendation requests without FastAPI's per-request parameter
+    validation (a tenth of the request's time): the same answer as the route's handler. Anything
+    the fast path does not recognise as plainly valid (see `_plain_query`), an unknown user or item
+    type included, goes through the route as declared, so every refusal and its body, and the
+    route's /openapi.json entry, are FastAPI's own."""
+    route = next(r for r in app.router.routes if getattr(r, "path", None) == path)
+    full = route.app
+    served = {t.encode(): t for t in served_types}
+
+    async def fast(scope: Any, receive: Any, send: Any) -> None:
+        b = state.bundle
+        params = _plain_query(scope.get("query_string", b""), served, max_k)
+        user_id = scope.get("path_params", {}).get("user_id")
+        user = b.users.index.get(user_id) if params is not None and isinstance(user_id, str) else None
+        if user is None:
+            await full(scope, receive, send)
+            return
+        response = _user_recommendations(
+            b,
+            user_id,
+            params.get("type", b.target_type),
+            user,
+            params.get("k", 10),
+            params.get("explain", True),
+            params.get("exclude_consumed", True),
+        )
+        await response(scope, receive, send)
+
+    route.app = fast
+
+
+def _recommendations(
+    b: ModelBundle,
+    user_id: str | None,
+    item_type: str,
+    k: int,
+    query: UserQuery,
+    rec: Recommendation,
+    ignored_item_ids: list[str] | None = None,
+    ignored_events: list[str] | None = None,
+) -> bytes:
+    """The Recommendations body as JSON text (schemas.Recommendations documents it): encoded
+    directly (serve.render), it costs a fraction of building and validating the same structure
+    through pydantic, or even of json.dumps of it, per request."""
+    return render.recommendations_json(
+        b.catalogue,
+        user_id=user_id,
+        item_type=item_type,
+        k=k,
+        model_version=b.version,
+        retrieval=rec.retrieval,
+        history_events=int(query.items.size),
+        items=rec.items.tolist(),
+        scores=rec.scores.tolist(),
+        reasons=rec.reasons,
+        ignored_item_ids=ignored_item_ids or (),
+        ignored_events=ignored_events or (),
+    )
+
+
+def _json(body: bytes) -> Response:
+    """A 200 answer of JSON text already encoded (as JSONResponse would send it)."""
+    return Response(body, media_type="application/json")
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -6,12 +6,16 @@ global indices and an item's type index is its offset inside that block; no join
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from colisten.serve.errors import ServeError
+
+# What starlette's JSONResponse encodes with (json.dumps(ensure_ascii=False, allow_nan=False, ...)).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class ItemCatalogue:
     genres: np.ndarray  # object[str | None] [n_items]
     index: dict[str, int]  # item_id -> global index
     type_ranges: dict[str, tuple[int, int]]  # item_type -> [start, end) in global order
+    # global index -> its JSON members, encoded on first use (see `json_members`)
+    _json: dict[int, tuple[str, str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_columns(
@@ -78,6 +84,20 @@ class ItemCatalogue:
 
     def to_global(self, item_type: str, type_indices: np.ndarray) -> np.ndarray:
         return np.asarray(type_indices, dtype=np.int64) + self.type_ranges[item_type][0]
+
+    def json_members(self, g: int) -> tuple[str, str]:
+        """Item `g` as JSON object members, encoded once: `"item_id":..,"title":..,"item_type":..,
+        "genre":..` (schemas.Item, the start of a recommended item) and the same without the genre
+        (the start of a `because` entry). Same text as json.dumps(ensure_ascii=False) of the values."""
+        members = self._json.get(g)
+        if members is None:
+            dumps = _ENCODER.encode
+            head = (
+                f'"item_id":{dumps(self.item_ids[g])},"title":{dumps(self.titles[g])},'
+                f'"item_type":{dumps(self.item_types[g])}'
+            )
+            members = self._json[g] = (f'{head},"genre":{dumps(self.genres[g])}', head)
+        return members
 
     def lookup(self, item_ids: list[str]) -> tuple[np.ndarray, list[str]]:
         """Global indices of the known ids (input order kept) and the list of unknown ids."""

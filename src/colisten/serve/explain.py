@@ -8,8 +8,7 @@ HGNN embedding space. Every reason says which of the two it came from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -19,8 +18,7 @@ from colisten.serve.catalogue import ItemCatalogue
 Via = Literal["co_listening", "embedding_similarity"]
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     """One 'because you listened to …' item: its global index, where it came from, how strong."""
 
     item: int
@@ -41,9 +39,11 @@ def distinct_recent_first(history_items: np.ndarray, timestamps: np.ndarray) -> 
 class Explainer:
     """Finds the reasons for many recommended items at once.
 
-    Built once per model: for every relation's CSR it keeps `row * n_dst + neighbour` keys,
-    which are globally sorted, so "which of these history items neighbour which of these
-    recommended items" is one `searchsorted` per relation, whatever the items' degrees.
+    Built once per model: the relations' CSRs merged into one CSR over global item indices (a pair
+    of items determines its relation, so no pair comes from two relations), so "which of these
+    history items neighbour which of these recommended items" reads each recommended item's
+    neighbour list once, contiguously, and looks the neighbours up among the few history items:
+    a handful of numpy calls whatever the item types, and cache-friendly whatever the graph size.
     """
 
     def __init__(
@@ -57,18 +57,29 @@ class Explainer:
         self.graph = graph
         self.item_embeddings = item_embeddings
         self.max_reasons = max_reasons
-        self._keys: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, int]] = {}
+        self._n = n = len(catalogue)
+        ranges = catalogue.type_ranges
+        keys, weights = [], []
         if graph is not None:
             for (src, dst), csr in graph.csr.items():
-                if src not in catalogue.type_ranges or dst not in catalogue.type_ranges:
+                if src not in ranges or dst not in ranges:
                     continue
-                n_dst = catalogue.type_ranges[dst][1] - catalogue.type_ranges[dst][0]
                 rows = np.repeat(np.arange(len(csr.indptr) - 1, dtype=np.int64), np.diff(csr.indptr))
-                keys, weight = rows * n_dst + csr.indices, csr.weight
-                if keys.size and not np.all(keys[1:] >= keys[:-1]):  # neighbour lists not sorted
-                    order = np.argsort(keys, kind="stable")
-                    keys, weight = keys[order], weight[order]
-                self._keys[(src, dst)] = (keys, weight, n_dst)
+                keys.append(
+                    (rows + ranges[src][0]) * n + (np.asarray(csr.indices, np.int64) + ranges[dst][0])
+                )
+                weights.append(np.asarray(csr.weight))
+        key = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+        weight = np.concatenate(weights) if weights else np.zeros(0, np.float32)
+        if key.size and not np.all(key[1:] >= key[:-1]):
+            order = np.argsort(key, kind="stable")
+            key, weight = key[order], weight[order]
+        if key.size:  # a pair listed twice: its first listing's weight counts
+            first = np.r_[True, key[1:] != key[:-1]]
+            key, weight = key[first], weight[first]
+        self._indptr = np.searchsorted(key // n, np.arange(n + 1)) if n else np.zeros(1, np.int64)
+        self._neighbours = key % n if n else key
+        self._weights = weight
 
     def explain(self, recommended: np.ndarray, history_recent_first: np.ndarray) -> list[list[Reason]]:
         """Up to `max_reasons` reasons per recommended item (global indices), from distinct history
@@ -76,57 +87,50 @@ class Explainer:
         recs = np.asarray(recommended, dtype=np.int64)
         history = np.asarray(history_recent_first, dtype=np.int64)
         out: list[list[Reason]] = [[] for _ in range(len(recs))]
-        if history.size == 0 or recs.size == 0 or self.max_reasons <= 0:
+        max_reasons = self.max_reasons
+        if history.size == 0 or recs.size == 0 or max_reasons <= 0:
             return out
-        recency = np.empty(0, dtype=np.int64)
-        rows_found, items_found, weights_found = [], [], []
-        ranges = self.catalogue.type_ranges
-        for rec_type, (r_lo, r_hi) in ranges.items():
-            rows = np.flatnonzero((recs >= r_lo) & (recs < r_hi))
-            if rows.size == 0:
-                continue
-            rec_ti = recs[rows] - r_lo
-            for hist_type, (h_lo, h_hi) in ranges.items():
-                at = np.flatnonzero((history >= h_lo) & (history < h_hi))
-                entry = self._keys.get((rec_type, hist_type))
-                if at.size == 0 or entry is None:
-                    continue
-                keys, weight, n_dst = entry
-                wanted = (rec_ti[:, None] * n_dst + (history[at] - h_lo)[None, :]).ravel()
-                pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-                hit = np.flatnonzero(keys[pos] == wanted)
-                rows_found.append(rows[hit // at.size])
-                items_found.append(at[hit % at.size])  # positions in `history` = recency ranks
-                weights_found.append(weight[pos[hit]])
-        if rows_found:
-            row = np.concatenate(rows_found)
-            recency = np.concatenate(items_found)
-            w = np.concatenate(weights_found)
-            keep = history[recency] != recs[row]
-            row, recency, w = row[keep], recency[keep], w[keep]
-            order = np.lexsort((recency, -w, row))  # per item: strongest co-count, then most recent
-            row, recency, w = row[order], recency[order], w[order]
-            rank = np.arange(len(row)) - np.searchsorted(row, row)
-            for r, h, wt in zip(
-                row[rank < self.max_reasons],
-                recency[rank < self.max_reasons],
-                w[rank < self.max_reasons],
-                strict=True,
-            ):
-                out[r].append(Reason(int(history[h]), "co_listening", float(wt)))
-        short = [i for i, reasons in enumerate(out) if len(reasons) < self.max_reasons]
+        start, end = self._indptr[recs], self._indptr[recs + 1]
+        sizes = end - start
+        total = int(sizes.sum())
+        if total:
+            # every recommended item's neighbour list, one after the other (edge positions)
+            edge = np.arange(total) + np.repeat(start - (np.cumsum(sizes) - sizes), sizes)
+            neighbour = self._neighbours[edge]
+            by_item = np.argsort(history, kind="stable")
+            sorted_history = history[by_item]
+            at = np.searchsorted(sorted_history, neighbour)
+            np.minimum(at, history.size - 1, out=at)
+            hit = np.flatnonzero(sorted_history[at] == neighbour)
+            if hit.size:
+                row = np.repeat(np.arange(recs.size), sizes)[hit]
+                recency = by_item[at[hit]]  # position in `history` = recency rank
+                w = self._weights[edge[hit]]
+                keep = history[recency] != recs[row]
+                row, recency, w = row[keep], recency[keep], w[keep]
+                order = np.lexsort((recency, -w, row))  # per item: strongest co-count, then most recent
+                row, recency, w = row[order], recency[order], w[order]
+                top = (np.arange(len(row)) - np.searchsorted(row, row)) < max_reasons
+                for r, g, wt in zip(
+                    row[top].tolist(), history[recency[top]].tolist(), w[top].tolist(), strict=True
+                ):
+                    out[r].append(Reason(g, "co_listening", wt))
+        short = [i for i, reasons in enumerate(out) if len(reasons) < max_reasons]
         if short and self.item_embeddings is not None:
             sim = self.item_embeddings[recs[short]] @ self.item_embeddings[history].T
             # a stable sort keeps the recency order among equal similarities
-            ranked = np.argsort(-sim, axis=1, kind="stable")
+            ranked = np.argsort(-sim, axis=1, kind="stable").tolist()
+            hist, rec_list, sims = history.tolist(), recs.tolist(), sim.tolist()
             for j, i in enumerate(short):
-                taken = {reason.item for reason in out[i]} | {int(recs[i])}
+                reasons = out[i]
+                taken = {reason.item for reason in reasons}
+                taken.add(rec_list[i])
                 for h in ranked[j]:
-                    g = int(history[h])
+                    g = hist[h]
                     if g in taken:
                         continue
-                    out[i].append(Reason(g, "embedding_similarity", float(sim[j, h])))
-                    if len(out[i]) == self.max_reasons:
+                    reasons.append(Reason(g, "embedding_similarity", sims[j][h]))
+                    if len(reasons) == max_reasons:
                         break
         return out
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.graph.store import CoListeningGraph
 from colisten.retrieval.exact import exact_top_k
@@ -40,15 +41,15 @@ log = logging.getLogger("colisten.serve")
 # Files whose size and modification time define a model version: retraining any stage that the
 # answers depend on, or rebuilding the index, gives a new version string.
 VERSION_ARTIFACTS = (
-    "data/items.parquet",
-    "data/users.parquet",
-    "split/history.parquet",
-    "hgnn/item_embeddings.npy",
-    "graph/graph.json",
-    "twotower/best.pt",
-    "twotower/features.json",
-    "twotower/item_vectors.npy",
-    "index/index.json",
+    artifacts.ITEMS,
+    artifacts.USERS,
+    artifacts.HISTORY,
+    artifacts.HGNN_EMBEDDINGS,
+    artifacts.GRAPH_SUMMARY,
+    artifacts.TWOTOWER_MODEL,
+    artifacts.TWOTOWER_FEATURES,
+    artifacts.TWOTOWER_ITEM_VECTORS,
+    artifacts.INDEX_REPORT,
 )
 
 
@@ -56,7 +57,7 @@ def model_version(run: str | Path) -> str:
     """'<run name>-<8 hex>': a digest of the run's path and its model artifacts' sizes and mtimes."""
     root = Path(run).resolve()
     digest = hashlib.sha256(str(root).encode())
-    paths = [root / a for a in VERSION_ARTIFACTS] + sorted((root / "index").glob("*.voy"))
+    paths = [a.at(root) for a in VERSION_ARTIFACTS] + artifacts.INDEX.glob(root)
     for p in paths:
         if p.exists():
             st = p.stat()
@@ -116,6 +117,7 @@ class ModelBundle:
     _code_tables: tuple[np.ndarray, np.ndarray]  # per stored event code: model kind, is-consumed
     load_seconds: float
     loaded_at: float = field(default_factory=time.time)
+    tower: Any | None = None  # serve.tower.OneUserTower, or None = the model's modules (user_vector)
 
     @property
     def item_types(self) -> list[str]:
@@ -174,8 +176,6 @@ class ModelBundle:
 
     def user_vector(self, query: UserQuery) -> np.ndarray:
         """The user tower's output (float32 [d]) for this history and these demographics."""
-        import torch
-
         rec = self.recommender
         if self.realtime is None:  # reference path (pandas): by setting, or if the fast path failed its check
             if query.known_user is not None:
@@ -192,7 +192,16 @@ class ModelBundle:
             categorical = self.realtime.categorical(query.age, query.country)
             taste = self.realtime.taste(query.taste_vector)
         features = self.realtime.compute(query.items, query.kinds, categorical, taste)
-        # What twotower.train.user_vectors does for one row, minus its per-call model.eval()
+        if self.tower is not None:  # the same ops without the modules (checked bit for bit at load)
+            return self.tower(features)
+        return self.module_user_vector(features)
+
+    def module_user_vector(self, features: Any) -> np.ndarray:
+        """The user vector of one row of UserFeatures through the model's modules."""
+        import torch
+
+        rec = self.recommender
+        # What twotower.model.user_vectors does for one row, minus its per-call model.eval()
         # (the loaded model is already in eval mode): the same tower, the same numbers.
         history = None
         if rec.model.id_dim:  # one EmbeddingBag row: the user's streamed items
@@ -240,7 +249,7 @@ class ModelBundle:
         if ann is not None:
             idx, scores = ann.query(vector, k, exclude=exclude)
         else:
-            idx, scores = exact_top_k(vector, vectors, k, exclude=exclude)
+            idx, scores = _exact_top_k_one(vector, vectors, k, None if exclude is None else exclude[1])
         keep = idx >= 0
         items = idx[keep] + lo
         reasons = None
@@ -252,7 +261,7 @@ class ModelBundle:
     def similar_items(self, item: int, item_type: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest items of `item_type` to one item by HGNN embedding cosine (the item itself excluded)."""
         if self.item_embeddings is None:
-            raise ServeError(f"{self.run / 'hgnn/item_embeddings.npy'} is missing: no similar items")
+            raise ServeError(f"{artifacts.HGNN_EMBEDDINGS.at(self.run)} is missing: no similar items")
         lo, hi = self.catalogue.type_ranges[item_type]
         exclude = [[item - lo]] if lo <= item < hi else None
         k = min(k, hi - lo - (1 if exclude else 0))
@@ -272,7 +281,6 @@ def load_bundle(
     bit-for-bit against the two-tower batch path on `verify_users` known users (default:
     settings.serve.verify_users).
     """
-    import pyarrow.parquet as pq
 
     from colisten.twotower.features import age_bucket, taste_matrix
     from colisten.twotower.recommender import TwoTowerRecommender
@@ -284,28 +292,27 @@ def load_bundle(
     version = model_version(rd.root)
     settings = settings or rd.settings()
     rec = TwoTowerRecommender.load(rd, settings)
-    catalogue = ItemCatalogue.load(rd.require("data/items.parquet", "validate"))
+    catalogue = ItemCatalogue.load(rd.require(artifacts.ITEMS))
     if list(catalogue.item_ids) != list(rec.space.item_ids):
-        raise ServeError(f"{rd / 'data/items.parquet'} changed since `colisten train-2t`: retrain the model")
-    history = pq.read_table(
-        rd.require("split/history.parquet", "split"), columns=["user_id", "item_id", "event", "timestamp"]
-    ).to_pandas()
+        raise ServeError(f"{artifacts.ITEMS.at(rd)} changed since `colisten train-2t`: retrain the model")
+    history = artifacts.load_history(rd, columns=["user_id", "item_id", "event", "timestamp"])
     users = UserStore.build(rec.users, history, catalogue)
     del history
 
     graph = None
-    if (rd / "graph/csr/num_nodes.json").exists():
-        graph = CoListeningGraph.load(rd / "graph/csr")
+    if artifacts.GRAPH_NUM_NODES.at(rd).exists():
+        graph = CoListeningGraph.load(artifacts.GRAPH_CSR.at(rd))
     else:
         log.warning("%s has no co-listening graph: explanations use embedding similarity only", rd.root)
     embeddings = None
-    if (rd / "hgnn/item_embeddings.npy").exists():
-        embeddings = np.load(rd / "hgnn/item_embeddings.npy").astype(np.float32)
+    if artifacts.HGNN_EMBEDDINGS.at(rd).exists():
+        embeddings = np.load(artifacts.HGNN_EMBEDDINGS.at(rd)).astype(np.float32)
         norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
         embeddings = embeddings / np.maximum(norms, 1e-12)
         if embeddings.shape[0] != len(catalogue):
             raise ServeError(
-                f"{rd / 'hgnn/item_embeddings.npy'} has {embeddings.shape[0]} rows for {len(catalogue)} items"
+                f"{artifacts.HGNN_EMBEDDINGS.at(rd)} has {embeddings.shape[0]} rows for "
+                f"{len(catalogue)} items"
             )
 
     space = rec.space
@@ -341,7 +348,7 @@ def load_bundle(
         searchers={
             t: (
                 rec.ann_index(t) if rec_type_size(t) >= rec.retrieval.exact_below else None,
-                rec.item_vectors(t)[1],
+                np.ascontiguousarray(rec.item_vectors(t)[1], dtype=np.float32),
             )
             for t in rec.item_types
         },
@@ -356,6 +363,8 @@ def load_bundle(
     n_verify = settings.serve.verify_users if verify_users is None else verify_users
     realtime = _verified_realtime(bundle, n_verify) if settings.serve.user_features == "fast" else None
     object.__setattr__(bundle, "realtime", realtime)
+    if realtime is not None:
+        object.__setattr__(bundle, "tower", _verified_tower(bundle, n_verify))
     object.__setattr__(bundle, "load_seconds", time.perf_counter() - t0)
     return bundle
 
@@ -378,10 +387,7 @@ def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
     if n_users <= 0:
         return realtime
     users = bundle.users
-    with_history = np.flatnonzero(np.diff(users.indptr) > 0)
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.permutation(with_history)[:n_users])
-    sample = np.r_[sample, np.flatnonzero(np.diff(users.indptr) == 0)[:5]].astype(np.int64)
+    sample = _verification_sample(users, n_users)
     if sample.size == 0:
         return realtime
     reference = bundle.recommender.user_features(users.user_ids[sample])
@@ -400,6 +406,61 @@ def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
             )
             return None
     return realtime
+
+
+def _verification_sample(users: UserStore, n_users: int) -> np.ndarray:
+    """Rows of `n_users` users with a history (a fixed random draw) and up to 5 without one."""
+    with_history = np.flatnonzero(np.diff(users.indptr) > 0)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.permutation(with_history)[:n_users])
+    return np.r_[sample, np.flatnonzero(np.diff(users.indptr) == 0)[:5]].astype(np.int64)
+
+
+def _verified_tower(bundle: ModelBundle, n_users: int) -> Any | None:
+    """The module-free user tower if it gives the modules' vectors bit for bit on a sample of users
+    (and on a cold-start query); None (the modules serve) when it differs or does not apply."""
+    from colisten.serve.tower import OneUserTower
+
+    tower = OneUserTower.of(bundle.recommender.model)
+    if tower is None or n_users <= 0:
+        return tower
+    realtime = bundle.realtime
+    cold = realtime.compute(
+        np.zeros(0, np.int64), np.zeros(0, np.int64), realtime.categorical(None, None), realtime.taste(None)
+    )
+    checks = [("a cold-start user", cold)]
+    for u in _verification_sample(bundle.users, n_users):
+        q = bundle.known_user_query(int(u))
+        f = realtime.compute(q.items, q.kinds, bundle.user_categorical[u], bundle.user_taste[u])
+        checks.append((f"user {bundle.users.user_ids[u]}", f))
+    for who, f in checks:
+        fast, reference = tower(f), bundle.module_user_vector(f)
+        if fast.dtype != reference.dtype or not np.array_equal(fast, reference):
+            log.warning(
+                "the module-free user tower differs from the model's modules for %s: "
+                "serving with the modules",
+                who,
+            )
+            return None
+    return tower
+
+
+def _exact_top_k_one(
+    vector: np.ndarray, items: np.ndarray, k: int, exclude: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """retrieval.exact.exact_top_k for one query (same products, same torch.topk), minus its batching:
+    (indices int64 [k], scores float32 [k]), -1 / -inf past the items left after `exclude` (type
+    indices, all within [0, len(items)))."""
+    import torch
+
+    query = np.ascontiguousarray(vector, dtype=np.float32)[None, :]
+    scores = torch.from_numpy(query) @ torch.from_numpy(items).T
+    if exclude is not None and exclude.size:
+        scores.numpy()[0, exclude] = -np.inf
+    top = torch.topk(scores, k, dim=1, largest=True, sorted=True)
+    idx, values = top.indices.numpy()[0], top.values.numpy()[0]
+    idx[~np.isfinite(values)] = -1
+    return idx, values
 
 
 @dataclass

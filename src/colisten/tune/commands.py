@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from colisten import artifacts
+
 
 def register(app: typer.Typer) -> None:
     app.command("tune")(tune_command)
@@ -63,4 +65,4 @@ def tune_command(
         chosen = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in m["chosen"].items())
         table.add_row(name, "n/a" if score is None else f"{score:.3f}", chosen)
     console.print(table)
-    console.print(f"wrote {rd.root / 'tune' / 'tuning.json'}")
+    console.print(f"wrote {artifacts.TUNING.at(rd)}")

@@ -20,20 +20,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 from colisten.run import RunDir
 from colisten.tune.spaces import SEARCH_SPACES, apply_overrides, trial_overrides
 from colisten.tune.validation import (
-    _link,
     carve_validation_split,
     split_key,
     validation_key,
     validation_settings,
 )
 
-TUNING_FILE = "tune/tuning.json"
 # Settings that change how fast a stage runs, not what it produces (not part of a trial's identity).
 _SPEED_ONLY = {"device", "threads", "memory_limit", "cache_dir", "batch_users", "max_scores_per_batch"}
 
@@ -61,14 +60,14 @@ def tune_models(
     val = carve_validation_split(run, settings)
     vsettings = validation_settings(settings)
     data = load_eval_data(val.root, vsettings)
-    split = read_json(val / "split" / "split.json")
+    split = read_json(artifacts.SPLIT.at(val))
     vkey = validation_key(run, settings)  # trials are reused only on the same validation split
     out: dict[str, Any] = {
         "metric": metric,
         "item_type": item_type,
         "segment": cfg.segment,
         "trials_per_model": cfg.trials,
-        "source_cut": read_json(run.require("split/split.json", "split"))["cut"],
+        "source_cut": read_json(run.require(artifacts.SPLIT))["cut"],
         "source_key": split_key(run),
         "validation": {
             "history_start": split["history_start_iso"],
@@ -85,14 +84,14 @@ def tune_models(
         trials = []
         candidates = trial_overrides(model, vsettings, cfg.trials, cfg.seed)
         for i, overrides in enumerate(candidates):
-            trial_dir = run.root / "tune" / "trials" / _slug(model) / str(i)
+            trial_dir = artifacts.TUNE_TRIAL.at(run, model=_slug(model), key=str(i))
             result = _run_trial(model, overrides, trial_dir, val, vsettings, data, run.root, item_type, vkey)
             trials.append(result)
             score = result["metrics"].get(cfg.segment, {}).get(metric)
             shown = "n/a" if score is None else f"{score:.4f}"
             log(f"tune {model} {i + 1}/{len(candidates)}: {metric} {shown} ({result['seconds']:.1f} s)")
         out["models"][model] = _choose(trials, metric, cfg.segment)
-    write_json_atomic(run.root / TUNING_FILE, out)
+    write_json_atomic(artifacts.TUNING.at(run), out)
     return out
 
 
@@ -155,10 +154,7 @@ def _run_trial(
 
 def _trial_run(trial_dir: Path, val: RunDir, settings: Settings) -> RunDir:
     """A run-shaped folder over the validation split (data, split, content linked)."""
-    trial = RunDir(trial_dir)
-    trial.root.mkdir(parents=True, exist_ok=True)
-    for shared in ("data", "split", "content"):
-        _link(trial / shared, (val / shared).resolve())
+    trial = val.branch(trial_dir, share=["data", "split", "content"])
     trial.init(settings)
     return trial
 
@@ -171,16 +167,13 @@ def _train_chain(trial: RunDir, settings: Settings, run_root: Path, source_key: 
 
     ident = _identity(settings)
     key = _key({"graph": ident["graph"], "hgnn": ident["hgnn"], "data": source_key})
-    shared = RunDir(run_root / "tune" / "hgnn" / key)
-    if not (shared / "hgnn" / "item_embeddings.npy").exists():
-        shared.root.mkdir(parents=True, exist_ok=True)
-        for name in ("data", "split", "content"):
-            _link(shared / name, (trial / name).resolve())
+    shared = RunDir(artifacts.TUNE_HGNN.at(run_root, key=key))
+    if not artifacts.HGNN_EMBEDDINGS.at(shared).exists():
+        shared = trial.branch(shared.root, share=["data", "split", "content"])
         shared.init(settings)
         graph_stage.run(shared, settings, describe=False)
         hgnn_stage.run(shared, settings)
-    for name in ("graph", "hgnn"):
-        _link(trial / name, (shared / name).resolve())
+    shared.branch(trial.root, share=["graph", "hgnn"])
     twotower_stage.run(trial, settings)
 
 
@@ -220,8 +213,8 @@ def _slug(name: str) -> str:
 def load_tuning(run: str | Path) -> dict[str, Any] | None:
     """RUN/tune/tuning.json if it was made for the run's current data and split, else None."""
     rd = RunDir(run)
-    path = rd / TUNING_FILE
-    if not path.exists() or not (rd / "split" / "split.json").exists():
+    path = artifacts.TUNING.at(rd)
+    if not path.exists() or not artifacts.SPLIT.at(rd).exists():
         return None
     tuning = read_json(path)
     return tuning if tuning.get("source_key") == split_key(rd) else None

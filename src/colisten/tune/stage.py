@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 from colisten.run import RunDir
-from colisten.tune.search import TUNING_FILE, chosen_overrides, tune_models
+from colisten.tune.search import chosen_overrides, tune_models
 from colisten.tune.spaces import apply_overrides
 from colisten.tune.validation import split_key
 
@@ -37,11 +38,13 @@ def reuse_tuning(rd: RunDir, source: Path) -> dict[str, Any]:
 
     Refused when the source's validation window reaches this run's hold-out: settings chosen on
     days this run holds out would be tuned on its hold-out."""
-    path = source / TUNING_FILE if source.is_dir() else source
+    path = artifacts.TUNING.at(source) if source.is_dir() else source
     if not path.exists():
-        raise ColistenError(f"--reuse {source}: no {TUNING_FILE} there (run `colisten tune` on it first)")
+        raise ColistenError(
+            f"--reuse {source}: no {artifacts.TUNING.path} there (run `colisten tune` on it first)"
+        )
     tuning = read_json(path)
-    split = read_json(rd.require("split/split.json", "split"))
+    split = read_json(rd.require(artifacts.SPLIT))
     import datetime as dt
 
     end = dt.datetime.fromisoformat(tuning["validation"]["end"]).timestamp()
@@ -56,5 +59,5 @@ def reuse_tuning(rd: RunDir, source: Path) -> dict[str, Any]:
         "source_key": split_key(rd),
         "reused_from": str(path.resolve()),
     }
-    write_json_atomic(rd.root / TUNING_FILE, adopted)
+    write_json_atomic(artifacts.TUNING.at(rd), adopted)
     return adopted

@@ -14,20 +14,18 @@ tuned input whatever a stage does.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic, write_parquet_atomic
-from colisten.run import RunDir
+from colisten.run import RunDir, link
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DAY_S = 86_400
-VALIDATION_DIR = "tune/validation"
 
 
 class ValidationSplitError(ColistenError):
@@ -57,7 +55,7 @@ def split_key(run: RunDir) -> str:
     import json
 
     data = run.manifest().get("data", {}).get("fingerprint")
-    split = read_json(run.require("split/split.json", "split"))
+    split = read_json(run.require(artifacts.SPLIT))
     return hashlib.sha256(json.dumps([data, split], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -79,26 +77,25 @@ def carve_validation_split(run: RunDir, settings: Settings) -> RunDir:
 
     from colisten.data.split import temporal_split
 
-    main = read_json(run.require("split/split.json", "split"))
+    main = read_json(run.require(artifacts.SPLIT))
     history_start, cut = int(main["history_start"]), int(main["cut"])
     key = validation_key(run, settings)
-    val = RunDir(run.root / VALIDATION_DIR)
-    carved = val / "split" / "split.json"
+    val = RunDir(artifacts.TUNE_VALIDATION.at(run))
+    carved = artifacts.SPLIT.at(val)
     vsettings = validation_settings(settings)
     if carved.exists() and read_json(carved).get("validation_key") == key:
         val.init(vsettings)
         return val
     val.root.mkdir(parents=True, exist_ok=True)
     val.init(vsettings)
-    data = val.stage_dir("data")
-    for name in ("items.parquet", "users.parquet"):
-        _link(data / name, run.require(f"data/{name}", "validate"))
-    history = pq.read_table(run.require("split/history.parquet", "split")).to_pandas()
-    items = pq.read_table(run.require("data/items.parquet", "validate"), columns=["item_id", "item_type"])
+    for artifact in (artifacts.ITEMS, artifacts.USERS):
+        link(artifact.at(val), run.require(artifact))
+    history = pq.read_table(run.require(artifacts.HISTORY)).to_pandas()
+    items = pq.read_table(run.require(artifacts.ITEMS), columns=["item_id", "item_type"])
     val_cut = cut - settings.data.holdout_days * DAY_S
     history, cold = simulate_cold_users(history, items.to_pandas(), settings, val_cut)
-    write_parquet_atomic(data / "interactions.parquet", history)
-    _link(val / "content", run.root / "content")
+    write_parquet_atomic(artifacts.INTERACTIONS.at(val), history)
+    link(val / artifacts.TEXT_EMBEDDINGS.folder, run.root / artifacts.TEXT_EMBEDDINGS.folder)
     bounds = (history_start, val_cut, cut - 1)
     with val.stage("split") as info:
         result = temporal_split(val, vsettings, bounds=bounds)
@@ -141,13 +138,3 @@ def simulate_cold_users(
         "simulated_cold_dropped_events": int(drop.sum()),
     }
     return history.loc[~drop].reset_index(drop=True), report
-
-
-def _link(link: Path, target: Path) -> None:
-    """A relative symlink `link` -> `target` (replaced if it points elsewhere)."""
-    rel = os.path.relpath(target, link.parent)
-    if link.is_symlink() and os.readlink(link) == rel:
-        return
-    if link.is_symlink() or link.is_file():
-        link.unlink()
-    link.symlink_to(rel, target_is_directory=target.is_dir())

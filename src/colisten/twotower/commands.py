@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from colisten import artifacts
 from colisten.errors import ColistenError
 
 
@@ -134,7 +135,7 @@ def recommend(
             console.print(f"[yellow]ignored {len(unknown)} unknown item id(s):[/] {shown}")
     elif not rec.is_known(user):
         raise RecommendError(
-            f"unknown user {user!r}: not in {rd / 'data/users.parquet'}; pass --history FILE (item_id, "
+            f"unknown user {user!r}: not in {artifacts.USERS.at(rd)}; pass --history FILE (item_id, "
             "event, timestamp) to recommend for a new user from a given history (cold start)"
         )
     titles = rec.items.set_index("item_id")["title"]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from colisten import artifacts
 from colisten.config import Settings, TwoTowerConfig
 from colisten.errors import ColistenError
 from colisten.io import read_json
@@ -264,11 +265,11 @@ def read_stage_inputs(run: RunDir, cfg: TwoTowerConfig) -> dict[str, Any]:
     """The earlier stages' artifacts the two-tower stage reads (never split/holdout.parquet)."""
     import pyarrow.parquet as pq
 
-    items = pq.read_table(run.require("data/items.parquet", "validate")).to_pandas()
-    users = pq.read_table(run.require("data/users.parquet", "validate")).to_pandas()
-    text = np.load(run.require("content/text_embeddings.npy", "embed"))
-    hgnn = np.load(run.require("hgnn/item_embeddings.npy", "train-hgnn")) if cfg.use_hgnn else None
-    for name, arr in (("content/text_embeddings.npy", text), ("hgnn/item_embeddings.npy", hgnn)):
+    items = pq.read_table(run.require(artifacts.ITEMS)).to_pandas()
+    users = pq.read_table(run.require(artifacts.USERS)).to_pandas()
+    text = np.load(run.require(artifacts.TEXT_EMBEDDINGS))
+    hgnn = np.load(run.require(artifacts.HGNN_EMBEDDINGS)) if cfg.use_hgnn else None
+    for name, arr in ((artifacts.TEXT_EMBEDDINGS.path, text), (artifacts.HGNN_EMBEDDINGS.path, hgnn)):
         if arr is not None and arr.shape[0] != len(items):
             raise TrainingError(
                 f"{run / name} has {arr.shape[0]} rows but data/items.parquet has {len(items)} items; "
@@ -282,9 +283,9 @@ def load_training_data(run: RunDir, settings: Settings) -> TrainingData:
     import pyarrow.parquet as pq
 
     inputs = read_stage_inputs(run, settings.twotower)
-    split = read_json(run.require("split/split.json", "split"))
+    split = read_json(run.require(artifacts.SPLIT))
     history = pq.read_table(
-        run.require("split/history.parquet", "split"), columns=["user_id", "item_id", "event", "timestamp"]
+        run.require(artifacts.HISTORY), columns=["user_id", "item_id", "event", "timestamp"]
     ).to_pandas()
     return build_training_data(
         history,

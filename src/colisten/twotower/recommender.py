@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from colisten import artifacts
 from colisten.config import RetrievalConfig, Settings
 from colisten.errors import ColistenError
 from colisten.io import atomic_path, read_json
@@ -74,20 +75,20 @@ class TwoTowerRecommender:
 
         run = run if isinstance(run, RunDir) else RunDir(run)
         settings = settings or run.settings()
-        meta = read_json(run.require("twotower/features.json", "train-2t"))
-        items = pq.read_table(run.require("data/items.parquet", "validate")).to_pandas()
-        users = pq.read_table(run.require("data/users.parquet", "validate")).to_pandas()
+        meta = read_json(run.require(artifacts.TWOTOWER_FEATURES))
+        items = pq.read_table(run.require(artifacts.ITEMS)).to_pandas()
+        users = pq.read_table(run.require(artifacts.USERS)).to_pandas()
         source = meta["history_embedding_source"]
-        emb_path = "hgnn/item_embeddings.npy" if source == "hgnn" else "content/text_embeddings.npy"
-        history_embedding = np.load(run.require(emb_path, "train-hgnn" if source == "hgnn" else "embed"))
+        embeddings = artifacts.HGNN_EMBEDDINGS if source == "hgnn" else artifacts.TEXT_EMBEDDINGS
+        history_embedding = np.load(run.require(embeddings))
         if len(items) != meta["n_items"] or history_embedding.shape[0] != len(items):
             raise RecommendError(
-                f"{run / 'data/items.parquet'} has {len(items)} items but the two-tower model was trained "
+                f"{run.require(artifacts.ITEMS)} has {len(items)} items but the two-tower model was trained "
                 f"on {meta['n_items']}: rerun `colisten train-2t --run {run.root}`"
             )
         space = FeatureSpace.from_json(meta, items, history_embedding)
-        model = load_model(run.require("twotower/best.pt", "train-2t"))
-        vectors = np.load(run.require("twotower/item_vectors.npy", "train-2t"))
+        model = load_model(run.require(artifacts.TWOTOWER_MODEL))
+        vectors = np.load(run.require(artifacts.TWOTOWER_ITEM_VECTORS))
         return cls(run, space, model, vectors, items, users, meta, settings.retrieval)
 
     # --- items ------------------------------------------------------------------------------
@@ -123,7 +124,7 @@ class TwoTowerRecommender:
         if len(missing):
             shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
             raise RecommendError(
-                f"{len(missing)} unknown user(s) not in {self.run / 'data/users.parquet'}: {shown} "
+                f"{len(missing)} unknown user(s) not in {artifacts.USERS.at(self.run)}: {shown} "
                 "(pass their history to recommend from it: cold start)"
             )
         return ids
@@ -347,7 +348,7 @@ class TwoTowerRecommender:
         from colisten.retrieval.ann import AnnIndex
 
         if item_type not in self._ann:
-            path = self.run / f"index/{item_type}.voy"
+            path = artifacts.INDEX.at(self.run, item_type=item_type)
             self._ann[item_type] = AnnIndex.load(path, ef=self.retrieval.ann_ef) if path.exists() else None
         return self._ann[item_type]
 
@@ -360,7 +361,7 @@ class TwoTowerRecommender:
             import pyarrow.parquet as pq
 
             table = pq.read_table(
-                self.run.require("split/history.parquet", "split"),
+                self.run.require(artifacts.HISTORY),
                 columns=["user_id", "item_id", "event", "timestamp"],
             )
             hist = table.to_pandas().sort_values("user_id", kind="stable").reset_index(drop=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.io import read_json, save_numpy_atomic, write_json_atomic
@@ -31,7 +32,7 @@ def run(
 
 def _train(rd: RunDir, settings: Settings, *, resume: bool, progress: bool, log: Log) -> dict[str, Any]:
     cfg = settings.twotower
-    split = read_json(rd.require("split/split.json", "split"))
+    split = read_json(rd.require(artifacts.SPLIT))
     t0 = time.perf_counter()
     data = load_training_data(rd, settings)
     log(
@@ -39,11 +40,11 @@ def _train(rd: RunDir, settings: Settings, *, resume: bool, progress: bool, log:
         f"{len(data.users.user_ids)} (user, window) rows in {data.n_windows} label window(s) "
         f"({time.perf_counter() - t0:.1f}s to build features)"
     )
-    out_dir = rd.stage_dir("twotower")
+    out_dir = rd.stage_dir(artifacts.TWOTOWER_MODEL.folder)
     # training replaces best.pt epoch by epoch: until it ends, no features.json / item_vectors.npy
     # of an earlier training may claim to belong to it (a killed rerun leaves the stage incomplete)
-    for stale in ("features.json", "item_vectors.npy"):
-        (out_dir / stale).unlink(missing_ok=True)
+    for stale in (artifacts.TWOTOWER_FEATURES, artifacts.TWOTOWER_ITEM_VECTORS):
+        stale.at(rd).unlink(missing_ok=True)
     summary = train_ensemble(data, cfg, out_dir, resume=resume, progress=progress, log=log)
     meta = {
         **data.space.to_json(),
@@ -58,10 +59,10 @@ def _train(rd: RunDir, settings: Settings, *, resume: bool, progress: bool, log:
         "n_label_windows": int(data.n_windows),
     }
     # written after training, so features.json always describes the saved best.pt
-    write_json_atomic(out_dir / "features.json", meta)
-    model = load_model(out_dir / "best.pt")
+    write_json_atomic(artifacts.TWOTOWER_FEATURES.at(rd), meta)
+    model = load_model(artifacts.TWOTOWER_MODEL.at(rd))
     serving_items = dataclasses.replace(data.items, log_popularity=data.serving_log_popularity)
-    save_numpy_atomic(out_dir / "item_vectors.npy", item_vectors(model, serving_items))
+    save_numpy_atomic(artifacts.TWOTOWER_ITEM_VECTORS.at(rd), item_vectors(model, serving_items))
     last = summary["curve"][-1] if summary["curve"] else {}
     return {
         "epochs": summary["epochs"],

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from colisten import artifacts
 from colisten.config import TwoTowerConfig
 from colisten.console import epoch_timing
 from colisten.device import resolve_device
@@ -198,7 +199,7 @@ def train_two_tower(
 
     start_epoch, curve = 0, []
     best = {"val_loss": math.inf, "epoch": None}
-    ckpt_path = out_dir / "checkpoint.pt"
+    ckpt_path = artifacts.TWOTOWER_CHECKPOINT.within(out_dir)
     if resume:
         if ckpt_path.exists():
             ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -250,7 +251,7 @@ def train_two_tower(
         if score < best["val_loss"]:
             best = {"val_loss": score, "epoch": epoch + 1}
             save_torch_atomic(
-                out_dir / "best.pt",
+                artifacts.TWOTOWER_MODEL.within(out_dir),
                 {"model": model.state_dict(), "model_config": model.config, "epoch": epoch + 1, "val": val},
             )
         save_torch_atomic(
@@ -265,7 +266,7 @@ def train_two_tower(
                 "model_config": model.config,
             },
         )
-        write_json_atomic(out_dir / "curve.json", curve)
+        write_json_atomic(artifacts.TWOTOWER_CURVE.within(out_dir), curve)
         hr = ", ".join(f"{t} {v:.3f}" for t, v in val["hr@10"].items())
         vl = "n/a" if val["val_loss"] is None else f"{val['val_loss']:.4f}"
         timing = epoch_timing([r["seconds"] for r in curve], epoch + 1, cfg.epochs)
@@ -273,8 +274,9 @@ def train_two_tower(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}, val loss {vl}, "
             f"HR@10 {hr} {timing}"
         )
-    if not (out_dir / "best.pt").exists():  # zero epochs left and no best saved: keep the last model
-        save_torch_atomic(out_dir / "best.pt", {"model": model.state_dict(), "model_config": model.config})
+    best_path = artifacts.TWOTOWER_MODEL.within(out_dir)
+    if not best_path.exists():  # zero epochs left and no best saved: keep the last model
+        save_torch_atomic(best_path, {"model": model.state_dict(), "model_config": model.config})
     return {
         "epochs": len(curve),
         "best_epoch": best["epoch"],
@@ -304,16 +306,20 @@ def train_ensemble(
     for j in range(cfg.ensemble):
         log(f"ensemble member {j + 1}/{cfg.ensemble} (seed {cfg.seed + j})")
         member_cfg = cfg.model_copy(update={"seed": cfg.seed + j, "ensemble": 1})
-        member_dir = out_dir / "members" / str(j)
+        member_dir = artifacts.TWOTOWER_MEMBER.within(out_dir, member=j)
         summaries.append(
             train_two_tower(data, member_cfg, member_dir, resume=resume, progress=progress, log=log)
         )
-        members.append(load_model(member_dir / "best.pt"))
+        members.append(load_model(artifacts.TWOTOWER_MODEL.within(member_dir)))
     model = TwoTowerEnsemble(members)
-    save_torch_atomic(out_dir / "best.pt", {"model": model.state_dict(), "model_config": model.config})
+    save_torch_atomic(
+        artifacts.TWOTOWER_MODEL.within(out_dir), {"model": model.state_dict(), "model_config": model.config}
+    )
     curve = _mean_curve([s["curve"] for s in summaries])
-    write_json_atomic(out_dir / "curve.json", curve)
-    (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # a single model's: not this ensemble's
+    write_json_atomic(artifacts.TWOTOWER_CURVE.within(out_dir), curve)
+    (artifacts.TWOTOWER_CHECKPOINT.within(out_dir)).unlink(
+        missing_ok=True
+    )  # a single model's: not this ensemble's
     losses = [s["best_val_loss"] for s in summaries]
     return {
         "epochs": len(curve),
