@@ -67,6 +67,7 @@ device = "cpu"
 epochs = 12
 tower_dims = [32, 16]
 device = "cpu"
+ensemble = 2
 [evaluate]
 bootstrap = 0
 hgnn_w_users_epochs = 2
@@ -141,17 +142,20 @@ STAGES = [
             "twotower/item_vectors.npy",
             "twotower/features.json",
             "twotower/curve.json",
-            "twotower/checkpoint.pt",
+            "twotower/members/0/checkpoint.pt",
+            "twotower/members/1/checkpoint.pt",
             "twotower/best.pt",
         ),
-        kill_when=(("twotower/checkpoint.pt", 0.0),),  # after the rerun's epoch 1
+        # an ensemble of 2 (the default path): killed after member 0's first epoch of the rerun
+        kill_when=(("twotower/members/0/checkpoint.pt", 0.0),),
         resume=True,
         over_finished=True,
         compare=(
             "twotower/item_vectors.npy",
             "twotower/features.json",
             "twotower/curve.json",
-            "twotower/checkpoint.pt",
+            "twotower/members/0/checkpoint.pt",
+            "twotower/members/1/checkpoint.pt",
             "twotower/best.pt",
         ),
     ),
@@ -162,7 +166,7 @@ STAGES = [
         ("eval/metrics.json", "eval/meta.json", "eval/per_user.parquet", "eval/report.html"),
         # first while the 2T baseline trains inside evaluate, then while the report is rendered
         # (metrics.json, meta.json and per_user.parquet are written, report.html takes seconds)
-        kill_when=(("baselines/2T/twotower/checkpoint.pt", 0.0), ("eval/metrics.json", 0.5)),
+        kill_when=(("baselines/2T/twotower/members/0/checkpoint.pt", 0.0), ("eval/metrics.json", 0.5)),
         compare=(
             "eval/metrics.json",
             "eval/meta.json",

@@ -234,14 +234,14 @@ def test_a_tower_that_drifts_is_caught_at_load_and_the_modules_serve(toy_run, to
     from colisten.serve.state import load_bundle
 
     expected = [toy_bundle.recommend(toy_bundle.known_user_query(u), "audiobook", 10) for u in (3, 17)]
-    original = tower.OneUserTower.__call__
+    original = tower.OneUserTower.unit  # a single model's tower and each ensemble member's
 
     def drifted(self, features):
-        v = original(self, features)
-        v[0] = np.nextafter(v[0], np.float32(np.inf))
+        v = original(self, features).clone()
+        v[0, 0] = float(np.nextafter(np.float32(v[0, 0]), np.float32(np.inf)))
         return v
 
-    monkeypatch.setattr(tower.OneUserTower, "__call__", drifted)
+    monkeypatch.setattr(tower.OneUserTower, "unit", drifted)
     bundle = load_bundle(toy_run)
     assert bundle.tower is None and bundle.realtime is not None
     for u, b in zip((3, 17), expected, strict=True):

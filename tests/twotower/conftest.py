@@ -8,7 +8,16 @@ from colisten.twotower import stage as twotower_stage
 
 # Smaller towers than the paper's 512-256-128 keep the folder fast; test_twotower_model checks
 # the default sizes separately.
-FAST = {"twotower": {"tower_dims": [128, 64, 32], "epochs": 8, "batch_size": 64, "label_windows": 1}}
+# one model (the default ensemble of 3 is tested on its own): these tests look at one training
+FAST = {
+    "twotower": {
+        "tower_dims": [128, 64, 32],
+        "epochs": 8,
+        "batch_size": 64,
+        "label_windows": 1,
+        "ensemble": 1,
+    }
+}
 
 
 def fast_settings(**twotower) -> Settings:

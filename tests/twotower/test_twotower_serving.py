@@ -346,6 +346,7 @@ def test_an_ensemble_serves_the_mean_of_its_members_scores_on_every_path(tmp_pat
     from colisten.serve.state import load_bundle
 
     bundle = load_bundle(run.root)
+    assert type(bundle.tower).__name__ == "EnsembleUserTower"  # verified at load: the fast path serves
     for row, user in enumerate(users):
         query = bundle.known_user_query(bundle.users.index[user])
         np.testing.assert_allclose(bundle.user_vector(query), batch[row], atol=1e-5)

@@ -8,7 +8,8 @@ numpy copies for the embedding lookups and the concatenation (exact), torch's `e
 `linear`, `relu` and `normalize` for the rest, so the vector is bit-identical. The server checks
 that on a sample of users at every load and keeps the module path when it differs
 (`state._verified_tower`), or when the model is not one this understands (`OneUserTower.of`
-answers None: an ensemble, per-type pooling of the learned item vectors, other layers).
+answers None: per-type pooling of the learned item vectors, other layers). An ensemble's members
+each get one (EnsembleUserTower).
 """
 
 from __future__ import annotations
@@ -45,8 +46,14 @@ class OneUserTower:
         self._one = np.ones(1, dtype=np.float32)
 
     @classmethod
-    def of(cls, model: Any) -> OneUserTower | None:
-        """The tower of `model`, or None when its structure is not the plain two-tower one."""
+    def of(cls, model: Any) -> OneUserTower | EnsembleUserTower | None:
+        """The tower of `model` (a TwoTowerModel or a TwoTowerEnsemble of them), or None when its
+        structure is not the plain two-tower one."""
+        if type(model).__name__ == "TwoTowerEnsemble":
+            members = [cls.of(m) for m in model.members]
+            if not members or any(not isinstance(m, OneUserTower) for m in members):
+                return None
+            return EnsembleUserTower(members, bool(model.popularity_prior))
         try:
             tower = model.user_tower
             if type(model).__name__ != "TwoTowerModel" or model.training:
@@ -87,6 +94,11 @@ class OneUserTower:
 
     def __call__(self, features: UserFeatures) -> np.ndarray:
         """The serving user vector (float32 [d], [d + 1] with the popularity prior) of row 0."""
+        vector = self.unit(features).numpy()[0]
+        return np.concatenate([vector, self._one]) if self.popularity_prior else vector
+
+    def unit(self, features: UserFeatures) -> torch.Tensor:
+        """The tower's L2-normalised output for row 0 (float32 [1, d]): encode_users."""
         categorical = features.categorical[0]
         parts = [features.dense[0]]
         parts += [table[categorical[i]] for i, table in enumerate(self.embeddings)]
@@ -101,5 +113,19 @@ class OneUserTower:
             x = F.linear(x, weight, bias)
             if relu:
                 x = torch.relu(x)
-        vector = F.normalize(x, dim=1, eps=self.eps).numpy()[0]
+        return F.normalize(x, dim=1, eps=self.eps)
+
+
+class EnsembleUserTower:
+    """A TwoTowerEnsemble's user side for one row: its members' unit vectors concatenated and
+    divided by their number (TwoTowerEnsemble.encode_users), then the prior's column."""
+
+    def __init__(self, members: list[OneUserTower], popularity_prior: bool) -> None:
+        self.members = members
+        self.popularity_prior = popularity_prior
+        self._one = np.ones(1, dtype=np.float32)
+
+    def __call__(self, features: UserFeatures) -> np.ndarray:
+        joined = torch.cat([m.unit(features) for m in self.members], dim=1) / len(self.members)
+        vector = joined.numpy()[0]
         return np.concatenate([vector, self._one]) if self.popularity_prior else vector
