@@ -20,7 +20,7 @@ from pathlib import Path
 from colisten.abtest import stage
 from colisten.abtest.arms import parse_arms
 from colisten.abtest.stage import format_results
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -44,7 +44,7 @@ from colisten.evaluate.baselines import ALS
 from colisten.evaluate.data import load_eval_data
 from colisten.evaluate.harness import evaluate_run
 from colisten.evaluate.oracle import TasteFromHistory, TrueTaste, world_of_run
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.world.truth import WorldTruth
 
 ROWS = ("Popularity", "LLM-KNN", "HGNN", "HGNN-w-users", "ALS", "2T", "2T-HGNN")

@@ -24,8 +24,8 @@ import psutil
 import torch
 
 from colisten.config import ContentConfig
-from colisten.content.embed import embed_items, load_text_model
 from colisten.datasets.movielens import convert_movielens_100k, find_movielens_100k, read_movielens_100k
+from colisten.text.embed import embed_items, load_text_model
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 WORDS = [

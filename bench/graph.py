@@ -102,7 +102,7 @@ def measure(kind: str, run: Path) -> dict:
         settings = Settings()
         if kind == "lowmem":
             settings.graph.memory_limit = LOW_MEMORY_LIMIT
-        from colisten.run import RunDir
+        from colisten.rundir import RunDir
 
         built = graph_stage.run(
             RunDir(run), settings, engine="spark" if kind == "spark" else "duckdb", describe=False

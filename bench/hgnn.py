@@ -83,7 +83,7 @@ def load_world(run: Path | None, scale: float):
         graph, features = synthetic_world(scale)
         return graph, features, f"synthetic demo-sized world (scale {scale})"
     from colisten.hgnn.stage import load_item_features
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     graph, features, _, _ = load_item_features(RunDir(run))
     return graph, features, f"run {run} (graph/csr + content/text_embeddings.npy)"
@@ -137,7 +137,7 @@ def sampler_throughput(
 ) -> list[dict]:
     """Best of `rounds` timed rounds for each sampler (the CPU is shared: the best round is the least
     disturbed one), same seed batches for both."""
-    from colisten.hgnn.neighbors import NeighborSampler
+    from colisten.hgnn.neighbor_sampler import NeighborSampler
 
     seed_batches = _seed_batches(graph, batch, batches, seed)
     ours = NeighborSampler(graph, fanouts)
@@ -246,7 +246,7 @@ def projected_epochs(graph, features, threads: int | None, probe_batches: int, r
     """No cap (the paper): s/batch measured on `probe_batches` batches (best of `rounds` probes per
     mode, alternating the modes), projected to a full epoch."""
     from colisten.config import HGNNConfig
-    from colisten.hgnn.sampler import BalancedEdgeSampler, select_relations, split_validation_edges
+    from colisten.hgnn.edge_sampler import BalancedEdgeSampler, select_relations, split_validation_edges
     from colisten.hgnn.train import fit_hgnn
 
     split = split_validation_edges(graph, select_relations(graph, None), 0.1, 0)
@@ -306,7 +306,7 @@ def text_only_metric(graph, features) -> dict:
     """The validation metric of the raw text embeddings (what the HGNN starts from)."""
     import torch
 
-    from colisten.hgnn.sampler import select_relations, split_validation_edges
+    from colisten.hgnn.edge_sampler import select_relations, split_validation_edges
     from colisten.hgnn.train import ValidationSet, link_metrics, rank_held_out
 
     split = split_validation_edges(graph, select_relations(graph, None), 0.1, 0)

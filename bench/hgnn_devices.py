@@ -23,7 +23,7 @@ import torch
 
 from colisten.hgnn.stage import load_item_features
 from colisten.hgnn.train import fit_hgnn
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 MODES = (("minibatch", 4096), ("full_graph", 131072))
 

@@ -141,7 +141,7 @@ def free_port() -> int:
 
 def start_server(run: Path, port: int, user_features: str) -> subprocess.Popen:
     from colisten.config import settings_as_toml
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     settings = RunDir(run).settings()
     settings.serve.user_features = user_features

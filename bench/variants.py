@@ -47,9 +47,9 @@ def parse_variant(text: str) -> tuple[str, dict]:
 def prepared_run(dataset: str, seed: int, work: Path):
     """The recast (seed) validated, split and embedded in work/, and its validation split."""
     from colisten.config import load_settings
-    from colisten.content import stage as content_stage
     from colisten.data import stage as data_stage
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
+    from colisten.text import stage as content_stage
     from colisten.tune.validation import carve_validation_split, validation_settings
 
     data_dir, run_dir = work / f"data-seed{seed}", work / f"run-seed{seed}"

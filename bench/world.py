@@ -30,7 +30,7 @@ SIZES = {
 
 _WORLD = """
 import json, resource, sys, time
-from colisten.world import generate_world
+from colisten.world.simulate import generate_world
 size = json.loads(sys.argv[1])
 t = time.perf_counter()
 s = generate_world(sys.argv[2], seed=0, **size)

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from colisten import artifacts
-from colisten.run import RunDir, RunError
+from colisten.rundir import RunDir, RunError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "colisten"
 NOT_A_RUN = ("world",)  # folders whose files describe something other than a run directory

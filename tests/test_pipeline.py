@@ -15,7 +15,7 @@ from colisten.cli import app
 from colisten.config import load_settings
 from colisten.evaluate.ablations import run_ablations
 from colisten.pipeline import SMALL_OVERRIDES, STAGES, run_pipeline
-from colisten.world import generate_world
+from colisten.world.simulate import generate_world
 
 pytestmark = pytest.mark.slow
 

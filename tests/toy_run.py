@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from colisten.config import Settings
 from colisten.io import save_numpy_atomic, write_json_atomic, write_parquet_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 DAY = 86_400
 END = 1_700_006_400  # a fixed UTC midnight, so runs are reproducible

@@ -174,6 +174,6 @@ def load_validation(run: Any) -> dict[str, Any]:
 
 
 def _run(run: Any) -> Any:
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     return run if isinstance(run, RunDir) else RunDir(run)

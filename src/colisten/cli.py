@@ -36,7 +36,7 @@ COMMAND_MODULES = (
     "colisten.datasets.commands",
     "colisten.data.commands",
     "colisten.graph.commands",
-    "colisten.content.commands",
+    "colisten.text.commands",
     "colisten.tune.commands",
     "colisten.hgnn.commands",
     "colisten.twotower.commands",
@@ -54,7 +54,7 @@ def config_show(
 ) -> None:
     """Print the effective config as TOML, every setting with its documentation."""
     from colisten.config import load_settings, settings_as_toml
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     settings = RunDir(run).settings(config) if run is not None else load_settings(config)
     typer.echo(settings_as_toml(settings))

@@ -19,7 +19,7 @@ from colisten import artifacts
 from colisten.config import Settings, load_settings
 from colisten.console import Log, console, quiet
 from colisten.errors import ColistenError
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 # The demo world's size (issue: ~20k users, 5k podcasts, 1k audiobooks, >= 1M events).
 DEMO_WORLD = {"users": 20_000, "podcasts": 5_000, "audiobooks": 1_000, "days": 104}
@@ -71,7 +71,7 @@ class Stage:
 PIPELINE = (
     Stage("validate", "colisten.data.stage", "validate"),
     Stage("split", "colisten.data.stage", "split"),
-    Stage("embed", "colisten.content.stage"),
+    Stage("embed", "colisten.text.stage"),
     Stage("tune", "colisten.tune.stage"),
     Stage("graph", "colisten.graph.stage"),
     Stage("train-hgnn", "colisten.hgnn.stage"),

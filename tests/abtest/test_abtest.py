@@ -16,7 +16,7 @@ from colisten.abtest.stage import format_results, load_context
 from colisten.cli import app
 from colisten.config import Settings
 from colisten.data import stage as data_stage
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.world.simulate import generate_world
 
 

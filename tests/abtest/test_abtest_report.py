@@ -15,7 +15,7 @@ from colisten.config import Settings
 from colisten.data import stage as data_stage
 from colisten.evaluate.report import refresh_report
 from colisten.io import write_json_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.world.simulate import generate_world
 
 METRICS = ["start_rate", "stream_rate", "shelf_starts", "organic_starts", "longtail_share"]

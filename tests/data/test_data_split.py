@@ -11,7 +11,7 @@ from colisten.artifacts import load_history, load_holdout, load_segments, load_s
 from colisten.config import Settings
 from colisten.data.contract import validate_dataset
 from colisten.data.split import DAY_S, SplitError, split_bounds, temporal_split
-from colisten.run import RunDir, RunError
+from colisten.rundir import RunDir, RunError
 
 END = 1_710_000_000  # newest event
 SETTINGS = Settings.model_validate({"data": {"history_days": 10, "holdout_days": 2}})

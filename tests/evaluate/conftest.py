@@ -12,7 +12,7 @@ import pytest
 
 from colisten.config import Settings
 from colisten.io import save_numpy_atomic, write_json_atomic, write_parquet_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 CUT = 1_700_000_000
 

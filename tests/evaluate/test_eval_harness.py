@@ -34,7 +34,7 @@ from colisten.evaluate.harness import (
     segment_masks,
 )
 from colisten.evaluate.report import print_paper_tables
-from colisten.run import RunError
+from colisten.rundir import RunError
 
 FAST = ["Popularity", "LLM-KNN", "HGNN", "ALS"]
 

@@ -18,7 +18,7 @@ from colisten.graph import stage as graph_stage
 from colisten.graph.build import GraphInputError, build_co_listening_graph
 from colisten.graph.stage import load_graph
 from colisten.graph.store import CoListeningGraph
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 ITEMS = [
     ("a1", "audiobook"),

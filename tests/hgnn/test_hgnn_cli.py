@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from colisten.cli import app
 from colisten.graph.store import CoListeningGraph
-from colisten.hgnn.sampler import undirected_edges
+from colisten.hgnn.edge_sampler import undirected_edges
 from colisten.io import save_numpy_atomic, write_parquet_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 
 def _make_run(root, community_world):
@@ -78,7 +78,7 @@ def test_missing_text_embeddings_name_the_command_to_run(tmp_path, make_world):
 def test_misaligned_embeddings_are_a_clear_error(tmp_path, make_world):
     from colisten.hgnn import stage
     from colisten.hgnn.stage import HGNNInputError
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     _make_run(tmp_path, make_world)
     save_numpy_atomic(tmp_path / "content" / "text_embeddings.npy", np.zeros((5, 16), np.float32))

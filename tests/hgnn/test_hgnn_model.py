@@ -5,7 +5,7 @@ import torch
 
 from colisten.graph.store import CoListeningGraph
 from colisten.hgnn.model import HeteroGraphSAGE
-from colisten.hgnn.neighbors import NeighborSampler
+from colisten.hgnn.neighbor_sampler import NeighborSampler
 
 A, P = "audiobook", "podcast"
 

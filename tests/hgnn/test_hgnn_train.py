@@ -6,7 +6,7 @@ import torch
 
 from colisten.config import HGNNConfig
 from colisten.graph.store import CoListeningGraph
-from colisten.hgnn.sampler import HGNNSettingError
+from colisten.hgnn.edge_sampler import HGNNSettingError
 from colisten.hgnn.train import ResumeError, fit_hgnn
 
 SMALL = {"hidden_dim": 32, "out_dim": 16, "fanouts": [5, 5], "batch_size": 64, "validation_fraction": 0.2}
@@ -52,7 +52,7 @@ class _Killed(Exception):
 
 def _with_cocounts(graph):
     """The same edges with varied co-counts (1..7), as the graph stage stores them."""
-    from colisten.hgnn.sampler import undirected_edges
+    from colisten.hgnn.edge_sampler import undirected_edges
 
     edges = {}
     for rel in graph.relations():
@@ -176,7 +176,7 @@ def _user_edges(listens):
 
 
 def test_validation_ranks_against_every_node_filtering_known_neighbours():
-    from colisten.hgnn.sampler import EdgeSet
+    from colisten.hgnn.edge_sampler import EdgeSet
     from colisten.hgnn.train import ValidationSet, link_metrics, rank_held_out
 
     # podcast 0 is the anchor; by score its candidates rank 1, 2, 3, 4, 5 (podcast 0 itself excluded)
@@ -210,7 +210,7 @@ def test_id_vectors_start_at_the_text_only_model_and_learn(world):
     """hgnn.id_dim: a learned vector per node beside its features, zero at the start (so the first
     forward pass is the feature-only model's), trained with the rest, and needed in mini-batches."""
     from colisten.hgnn.model import HeteroGraphSAGE
-    from colisten.hgnn.neighbors import NeighborSampler
+    from colisten.hgnn.neighbor_sampler import NeighborSampler
 
     graph, features, _ = world
     x = {t: torch.as_tensor(np.asarray(f, dtype=np.float32)) for t, f in features.items()}

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from colisten.config import Settings
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.serve.app import create_app
 
 

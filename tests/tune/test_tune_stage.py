@@ -16,12 +16,13 @@ from colisten.config import load_settings
 from colisten.errors import ColistenError
 from colisten.io import read_json
 from colisten.pipeline import SMALL_OVERRIDES, run_pipeline
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.tune import stage as tune_stage
-from colisten.tune.search import chosen_overrides, load_tuning, settings_for, tune_models
+from colisten.tune.choice import chosen_overrides, load_tuning, settings_for
+from colisten.tune.search import tune_models
 from colisten.tune.spaces import SEARCH_SPACES, get_setting
 from colisten.tune.stage import reuse_tuning
-from colisten.world import generate_world
+from colisten.world.simulate import generate_world
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from colisten.cli import app
-from colisten.world import Behaviour, WorldError, WorldTruth, generate_world, world_stats
+from colisten.world.simulate import Behaviour, generate_world
+from colisten.world.stats import world_stats
+from colisten.world.truth import WorldError, WorldTruth
 from colisten.world.vocab import TOPICS
 
 SMALL = {"users": 2000, "podcasts": 500, "audiobooks": 150}

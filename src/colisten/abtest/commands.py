@@ -41,7 +41,7 @@ def abtest_command(
     from colisten.abtest.arms import AbTestError, parse_arms
     from colisten.abtest.stage import format_results
     from colisten.console import console
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
     from colisten.world.simulate import ShelfResponse
 
     if aa and arms:

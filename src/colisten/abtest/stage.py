@@ -27,7 +27,7 @@ from colisten.abtest.simulate import ORGANIC, SHELF, SIGNAL, simulate_test
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.io import read_json, write_json_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.world.simulate import DAY_S, ShelfResponse
 
 # PAPER.md, online A/B test (Table 5): lifts against the production model

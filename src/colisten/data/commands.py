@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         from colisten.data import stage
         from colisten.data.contract import ValidationReport, validate_dataset
         from colisten.errors import ColistenError
-        from colisten.run import RunDir
+        from colisten.rundir import RunDir
 
         if run is None:
             settings = load_settings(config)
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         from colisten.artifacts import load_split_info
         from colisten.data import stage
         from colisten.data.split import SplitInfo
-        from colisten.run import RunDir
+        from colisten.rundir import RunDir
 
         rd = RunDir(run)
         settings = rd.settings(config)

@@ -20,7 +20,7 @@ from colisten.config import Settings
 from colisten.data.sources import sql_str
 from colisten.errors import ColistenError
 from colisten.io import write_json_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 DAY_S = 86_400
 

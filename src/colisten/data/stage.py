@@ -13,7 +13,7 @@ from typing import Any
 
 from colisten.config import Settings
 from colisten.console import Log, quiet
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 
 def validate(

@@ -10,7 +10,7 @@ from typing import Any
 from colisten import artifacts
 from colisten.config import Settings, deep_merge
 from colisten.errors import ColistenError
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 
 def ablation_overrides(settings: Settings) -> dict[str, dict[str, Any]]:

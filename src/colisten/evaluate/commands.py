@@ -47,7 +47,7 @@ def evaluate_command(
 
     from colisten.evaluate import stage
     from colisten.evaluate.report import print_paper_tables
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     console = Console()
     rd = RunDir(run)
@@ -79,7 +79,7 @@ def report_command(
 ) -> None:
     """Re-render RUN/eval/report.html from metrics.json (e.g. after ablations.json was added)."""
     from colisten.evaluate.report import write_report
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     rd = RunDir(run)
     rd.require(artifacts.METRICS)

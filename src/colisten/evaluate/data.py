@@ -193,7 +193,7 @@ def popularity_tiers(popularity: np.ndarray, tiers: int) -> np.ndarray:
 
 def load_eval_data(run: str | Path, settings: Settings) -> EvalData:
     """Read the run's items and split artifacts."""
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     rd = RunDir(run)
     cols = ["user_id", "item_id", "event"]

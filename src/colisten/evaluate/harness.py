@@ -52,7 +52,7 @@ from colisten.evaluate.metrics import (
     reciprocal_rank_at_k,
 )
 from colisten.evaluate.practitioner import EASE, ItemKNN, LightGCN, ease_too_large_message
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 KNOWN_MODELS = MODELS
 
@@ -372,7 +372,7 @@ def build_models(
 ) -> list[RankingModel]:
     """The named models (default: settings.evaluate.baselines) with the run's artifacts; a model
     whose artifacts are missing is still returned and reports 'n/a' with the command to run."""
-    from colisten.tune.search import settings_for
+    from colisten.tune.choice import settings_for
 
     rd = RunDir(run)
     names = list(settings.evaluate.baselines if names is None else names)
@@ -456,7 +456,7 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     was tuned, 2T's own choice (RUN/tune/tuning.json) is applied over those settings."""
     from colisten.config import TwoTowerConfig
     from colisten.io import read_json
-    from colisten.tune.search import chosen_overrides, load_tuning
+    from colisten.tune.choice import chosen_overrides, load_tuning
     from colisten.tune.spaces import apply_overrides
     from colisten.twotower import stage as twotower_stage
 

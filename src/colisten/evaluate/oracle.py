@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from colisten.evaluate.baselines import UserItemVectors
 from colisten.evaluate.data import EvalData
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.world.truth import WorldTruth
 
 

@@ -25,7 +25,7 @@ from colisten import artifacts
 from colisten.config import MODELS
 from colisten.evaluate.data import SEGMENTS
 from colisten.io import read_json, write_text_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 # The paper's reported numbers (PAPER.md, De Nadai, Fabbri et al., WWW'24 Companion):
 # model -> (HR@10, MRR over top 100, Coverage@100 as a share). Reference only, never computed here.

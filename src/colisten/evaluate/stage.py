@@ -17,8 +17,8 @@ from colisten.evaluate.data import load_eval_data
 from colisten.evaluate.harness import evaluate, resolve_models
 from colisten.evaluate.report import write_report
 from colisten.io import write_json_atomic, write_parquet_atomic
-from colisten.run import RunDir
-from colisten.tune.search import chosen_overrides, load_tuning
+from colisten.rundir import RunDir
+from colisten.tune.choice import chosen_overrides, load_tuning
 
 
 def run(

@@ -42,7 +42,7 @@ def graph(
     if engine is not None and engine not in ("duckdb", "spark"):
         raise typer.BadParameter(f"{engine!r} is not one of 'duckdb', 'spark'", param_hint="'--engine'")
     from colisten.graph import stage
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     rd = RunDir(run)
     settings = rd.settings(config)

@@ -18,7 +18,7 @@ from colisten.console import Log, quiet
 from colisten.graph.build import Progress, build_co_listening_graph
 from colisten.graph.store import CoListeningGraph
 from colisten.io import read_json, write_json_atomic, write_parquet_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 
 def _run_dir(run: str | Path | RunDir) -> RunDir:

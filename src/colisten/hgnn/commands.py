@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from colisten.hgnn import stage
-        from colisten.run import RunDir
+        from colisten.rundir import RunDir
 
         console = Console(stderr=True)
         checkpoint = artifacts.HGNN_CHECKPOINT.at(run)

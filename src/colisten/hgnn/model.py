@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colisten.graph.store import CoListeningGraph, EdgeType
-from colisten.hgnn.neighbors import Layer, sample_neighbors
+from colisten.hgnn.neighbor_sampler import Layer, sample_neighbors
 
 # Edges gathered at once in full-graph inference: bounds memory to about this many x dim floats.
 _INFERENCE_CHUNK_ELEMENTS = 1 << 24

@@ -18,7 +18,7 @@ from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 
 
 class HGNNInputError(ColistenError):

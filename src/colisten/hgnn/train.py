@@ -28,15 +28,15 @@ from colisten.config import HGNNConfig
 from colisten.device import resolve_device
 from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
-from colisten.hgnn.model import HeteroGraphSAGE
-from colisten.hgnn.neighbors import NeighborSampler
-from colisten.hgnn.sampler import (
+from colisten.hgnn.edge_sampler import (
     BalancedEdgeSampler,
     EdgeSet,
     HGNNSettingError,
     select_relations,
     split_validation_edges,
 )
+from colisten.hgnn.model import HeteroGraphSAGE
+from colisten.hgnn.neighbor_sampler import NeighborSampler
 from colisten.io import save_torch_atomic, write_json_atomic
 
 CHECKPOINT_FORMAT = 1

@@ -21,7 +21,7 @@ def index(
     against exact search (queries: the run's user vectors) and single-query latency.
     """
     from colisten.retrieval import stage
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
 
     rd = RunDir(run)
     stage.run(rd, rd.settings(config), log=typer.echo)

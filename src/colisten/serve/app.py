@@ -35,7 +35,7 @@ from starlette.routing import Match
 from colisten import __version__
 from colisten.config import ServeConfig, Settings
 from colisten.errors import ColistenError
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.serve import render, schemas
 from colisten.serve.errors import ServeError
 from colisten.serve.metrics import MetricsMiddleware, ServeMetrics

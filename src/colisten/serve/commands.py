@@ -36,7 +36,7 @@ def serve(
     import torch
     import uvicorn
 
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
     from colisten.serve.app import create_app
     from colisten.serve.errors import ServeError
 

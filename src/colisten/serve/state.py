@@ -28,7 +28,7 @@ from colisten import artifacts
 from colisten.config import Settings
 from colisten.graph.store import CoListeningGraph
 from colisten.retrieval.exact import exact_top_k
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.serve.catalogue import ItemCatalogue
 from colisten.serve.errors import ServeError
 from colisten.serve.explain import Explainer, Reason, distinct_recent_first

@@ -39,7 +39,7 @@ def tune_command(
     from rich.console import Console
     from rich.table import Table
 
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
     from colisten.tune import stage
 
     console = Console()
@@ -53,7 +53,7 @@ def tune_command(
     if update:
         settings = settings.model_copy(update={"tune": settings.tune.model_copy(update=update)})
     stage.run(rd, settings, reuse=reuse, log=console.print)
-    from colisten.tune.search import load_tuning
+    from colisten.tune.choice import load_tuning
 
     tuning = load_tuning(rd.root) or {}
     metric = tuning.get("metric", "")

@@ -24,7 +24,7 @@ from colisten import artifacts
 from colisten.config import Settings
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.tune.spaces import SEARCH_SPACES, apply_overrides, trial_overrides
 from colisten.tune.validation import (
     carve_validation_split,
@@ -210,29 +210,3 @@ def _slug(name: str) -> str:
 
 
 # --- using the choice ------------------------------------------------------------------------
-def load_tuning(run: str | Path) -> dict[str, Any] | None:
-    """RUN/tune/tuning.json if it was made for the run's current data and split, else None."""
-    rd = RunDir(run)
-    path = artifacts.TUNING.at(rd)
-    if not path.exists() or not artifacts.SPLIT.at(rd).exists():
-        return None
-    tuning = read_json(path)
-    return tuning if tuning.get("source_key") == split_key(rd) else None
-
-
-def chosen_overrides(tuning: dict[str, Any] | None, model: str) -> dict[str, Any]:
-    """The settings chosen for `model` (or for the model it shares its stages with)."""
-    if not tuning:
-        return {}
-    from colisten.tune.spaces import SHARES_SETTINGS_OF
-
-    source = SHARES_SETTINGS_OF.get(model, model)
-    chosen = tuning.get("models", {}).get(source, {}).get("chosen", {})
-    if source != model:  # a sharing model takes only the stages it shares (not two-tower settings)
-        chosen = {k: v for k, v in chosen.items() if not k.startswith("twotower.")}
-    return dict(chosen)
-
-
-def settings_for(run: str | Path, settings: Settings, model: str) -> Settings:
-    """`settings` with the settings chosen on validation for `model`, if the run was tuned."""
-    return apply_overrides(settings, chosen_overrides(load_tuning(run), model))

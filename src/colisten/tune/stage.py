@@ -12,8 +12,9 @@ from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
-from colisten.run import RunDir
-from colisten.tune.search import chosen_overrides, tune_models
+from colisten.rundir import RunDir
+from colisten.tune.choice import chosen_overrides
+from colisten.tune.search import tune_models
 from colisten.tune.spaces import apply_overrides
 from colisten.tune.validation import split_key
 

@@ -20,7 +20,7 @@ from colisten import artifacts
 from colisten.config import Settings
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic, write_parquet_atomic
-from colisten.run import RunDir, link
+from colisten.rundir import RunDir, link
 
 if TYPE_CHECKING:
     import pandas as pd

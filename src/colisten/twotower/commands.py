@@ -32,7 +32,7 @@ def train_2t(
     the events before them (no leakage; the hold-out is never read). Writes RUN/twotower:
     checkpoint.pt, best.pt, features.json, curve.json and item_vectors.npy.
     """
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
     from colisten.twotower import stage as twotower_stage
 
     rd = RunDir(run)
@@ -83,7 +83,7 @@ def recommend(
     from rich.console import Console
     from rich.table import Table
 
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
     from colisten.twotower.recommender import RecommendError, TwoTowerRecommender, write_recommendations
 
     if (user is None) == (users is None):

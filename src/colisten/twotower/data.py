@@ -18,7 +18,7 @@ from colisten import artifacts
 from colisten.config import Settings, TwoTowerConfig
 from colisten.errors import ColistenError
 from colisten.io import read_json
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.twotower.features import (
     SECONDS_PER_DAY,
     FeatureSpace,

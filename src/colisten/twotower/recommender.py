@@ -19,7 +19,7 @@ from colisten.config import RetrievalConfig, Settings
 from colisten.errors import ColistenError
 from colisten.io import atomic_path, read_json
 from colisten.retrieval.exact import check_k, exact_top_k
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.twotower.features import (
     SECONDS_PER_DAY,
     FeatureSpace,

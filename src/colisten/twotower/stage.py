@@ -13,7 +13,7 @@ from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.io import read_json, save_numpy_atomic, write_json_atomic
-from colisten.run import RunDir
+from colisten.rundir import RunDir
 from colisten.twotower.data import load_training_data
 from colisten.twotower.features import SECONDS_PER_DAY
 from colisten.twotower.model import item_vectors, load_model

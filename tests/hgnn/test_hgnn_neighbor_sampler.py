@@ -3,8 +3,8 @@
 import numpy as np
 
 from colisten.graph.store import CoListeningGraph
-from colisten.hgnn.neighbors import NeighborSampler, sample_neighbors
-from colisten.hgnn.sampler import split_validation_edges
+from colisten.hgnn.edge_sampler import split_validation_edges
+from colisten.hgnn.neighbor_sampler import NeighborSampler, sample_neighbors
 
 
 def _global_edges(sub, layer_index):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from colisten.config import ContentConfig
-from colisten.content.embed import embed_items, load_text_model
+from colisten.text.embed import embed_items, load_text_model
 
 pytestmark = [
     pytest.mark.cuda,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from colisten.hgnn.sampler import (
+from colisten.hgnn.edge_sampler import (
     BalancedEdgeSampler,
     HGNNSettingError,
     select_relations,

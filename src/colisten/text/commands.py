@@ -36,8 +36,8 @@ def embed(
     """
     from rich.console import Console
 
-    from colisten.content import stage
-    from colisten.run import RunDir
+    from colisten.rundir import RunDir
+    from colisten.text import stage
 
     if not progress:
         from transformers.utils import logging as transformers_logging

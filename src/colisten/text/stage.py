@@ -16,7 +16,7 @@ from colisten import artifacts
 from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.io import atomic_path, write_json_atomic, write_parquet_atomic
-from colisten.run import RunDir, RunError
+from colisten.rundir import RunDir, RunError
 
 
 def cache_dir_for(run: RunDir, settings: Settings) -> Path:
@@ -38,7 +38,7 @@ def _embed(run: RunDir, settings: Settings, progress: bool) -> dict[str, Any]:
     """Embed every item of the run and write RUN/content/; returns the stats in embeddings.json."""
     import pandas as pd
 
-    from colisten.content.embed import ContentError, embed_items, load_text_model
+    from colisten.text.embed import ContentError, embed_items, load_text_model
 
     items_path = run.require(artifacts.ITEMS)
     items = pd.read_parquet(items_path, columns=["item_id", "title", "description"])

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from colisten.cli import app
 from colisten.config import ContentConfig
-from colisten.content.embed import ContentError, embed_items, item_texts, load_text_model
-from colisten.content.stage import load_text_embeddings
-from colisten.run import RunDir, RunError
+from colisten.rundir import RunDir, RunError
+from colisten.text.embed import ContentError, embed_items, item_texts, load_text_model
+from colisten.text.stage import load_text_embeddings
 
 N_ITEMS = 50
 
