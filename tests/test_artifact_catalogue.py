@@ -76,11 +76,13 @@ def test_a_missing_artifact_names_the_command_that_writes_it(tmp_path):
     assert artifacts.TWOTOWER_MEMBER.within(tmp_path, member=2) == tmp_path / "members" / "2"
 
 
-def test_a_branch_shares_stage_folders_by_relative_links(tmp_path):
-    rd = RunDir(tmp_path / "run")
+def test_a_branch_shares_stage_folders_by_relative_links(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rd = RunDir("run")  # a relative run path, as `colisten demo --out run` gives
     (rd.root / "data").mkdir(parents=True)
     (rd.root / "data" / "items.parquet").write_bytes(b"x")
-    sub = rd.branch("baselines/2T", share=["data"])
+    sub = rd.branch(artifacts.BASELINE_2T.at(rd), share=["data"])
+    assert sub.root == Path("run/baselines/2T")
     assert (sub.root / "data").is_symlink() and not Path((sub.root / "data").readlink()).is_absolute()
     assert artifacts.ITEMS.at(sub).read_bytes() == b"x"
-    assert rd.branch("baselines/2T", share=["data"]).root == sub.root  # again: kept as it is
+    assert rd.branch(artifacts.BASELINE_2T.at(rd), share=["data"]).root == sub.root  # kept as it is

@@ -57,10 +57,11 @@ class RunDir:
         return p
 
     def branch(self, root: str | Path, share: Iterable[str]) -> RunDir:
-        """A sub-run at `root` (relative to this run, or absolute) whose stage folders `share` are
-        relative links to this run's, so it reuses their artifacts and writes only its own (the
-        2T baseline, the ablations, tuning's validation run and trials). Existing links are kept."""
-        sub = RunDir(self.root / root)
+        """A sub-run at the path `root` (e.g. `artifacts.BASELINE_2T.at(run)`; taken as given, not
+        joined to this run's path) whose stage folders `share` are relative links to this run's, so
+        it reuses their artifacts and writes only its own (the 2T baseline, the ablations, tuning's
+        validation run and trials). Existing links are kept."""
+        sub = RunDir(root)
         sub.root.mkdir(parents=True, exist_ok=True)
         for name in share:
             link(sub.root / name, self.root / name)
