@@ -138,7 +138,7 @@ def register(app: typer.Typer) -> None:
         abtest: bool = typer.Option(
             True,
             "--abtest/--no-abtest",
-            help=f"End with a simulated A/B test ({DEMO_ARMS}, {DEMO_AB_DAYS} days; about 1.5 min of "
+            help=f"End with a simulated A/B test ({DEMO_ARMS}, {DEMO_AB_DAYS} days; about 25 s of "
             "the demo's time).",
         ),
     ) -> None:
