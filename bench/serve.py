@@ -22,20 +22,32 @@ Runs: `--run DIR` serves an existing run (e.g. the demo's); without it a demo-sc
 once under bench/_work/serve from the two-tower toy world (20k users, 2k audiobooks, 4k
 podcasts, ~1M events; graph, 1-epoch two-tower with the paper's 512-256-128 towers, index).
 
+Soak under hot swap (`--soak`): one open loop at `--rate` for `--soak-seconds` (300) while a
+separate connection sends `POST /admin/reload?wait=true` every `--reload-every` s (60),
+alternating `--run-b`, `--run`, `--run-b`, ... (run B defaults to a copy of run A in a temporary
+folder, so every swap loads another directory); the server's RSS is sampled once a second. Bars: 0
+failed requests, p99 <= 25 ms, RSS at the end within 10% of RSS after the first reload. Appended
+to RESULTS.md at full length (>= 300 s) or with `--record`.
+
     .venv/bin/python bench/serve.py [--quick] [--run DEMO_RUN] [--duration 30] [--rate 300]
+    .venv/bin/python bench/serve.py --soak --run DEMO_RUN [--run-b OTHER_RUN] [--soak-seconds 300]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,13 +151,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run: Path, port: int, user_features: str) -> subprocess.Popen:
+def start_server(run: Path, port: int, user_features: str, work: Path = WORK) -> subprocess.Popen:
+    """`colisten serve` on `run` as its own process, its config written under `work`."""
     from colisten.config import settings_as_toml
     from colisten.rundir import RunDir
 
     settings = RunDir(run).settings()
     settings.serve.user_features = user_features
-    config = WORK / f"serve-{user_features}.toml"
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / f"serve-{user_features}.toml"
     config.write_text(settings_as_toml(settings))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -256,8 +270,15 @@ async def _closed_loop(
 
 
 async def _open_loop(
-    port: int, paths: list[str], concurrency: int, duration: float, rate: float
+    port: int,
+    paths: list[str],
+    concurrency: int,
+    duration: float,
+    rate: float,
+    trace: list[tuple[float, float, int]] | None = None,
 ) -> tuple[list, int, float]:
+    """`trace`, if given, gets (scheduled perf_counter time, latency ms, HTTP status or 0 for a
+    transport error) for every request, in completion order."""
     latencies: list[float] = []
     errors = 0
     pool: asyncio.Queue[Connection] = asyncio.Queue()
@@ -268,13 +289,16 @@ async def _open_loop(
         nonlocal errors
         conn = await pool.get()
         try:
-            ok = await conn.get(path) == 200
+            status = await conn.get(path)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            ok = False
+            status = 0
         finally:
             pool.put_nowait(conn)
-        latencies.append((time.perf_counter() - scheduled) * 1e3)
-        errors += not ok
+        latency = (time.perf_counter() - scheduled) * 1e3
+        latencies.append(latency)
+        errors += status != 200
+        if trace is not None:
+            trace.append((scheduled, latency, status))
 
     n = int(duration * rate)
     tasks = []
@@ -311,6 +335,350 @@ def load(
     return LoadResult(len(lat), errors, seconds, np.asarray(lat), cpu)
 
 
+# --- soak under hot swap ---------------------------------------------------------------------------
+SOAK_P99_MS = 25.0
+SOAK_RSS_GROWTH = 0.10
+
+
+async def _post_json(
+    port: int, path: str, body: dict, token: str | None, timeout: float
+) -> tuple[int, bytes]:
+    """One POST with a JSON body on its own connection (Connection: close): (status, body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        data = json.dumps(body).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n"
+        )
+        if token:
+            head += f"Authorization: Bearer {token}\r\n"
+        writer.write(head.encode() + b"\r\n" + data)
+        raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        m = _LENGTH.search(raw)
+        payload = await (reader.readexactly(int(m.group(1))) if m else reader.read())
+        return int(raw[9:12]), payload
+    finally:
+        writer.close()
+
+
+def _rss(ps: psutil.Process) -> int:
+    """Resident set size of the server process and any children, bytes."""
+    total = ps.memory_info().rss
+    for child in ps.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += child.memory_info().rss
+    return total
+
+
+def _stats(lat: np.ndarray) -> dict:
+    if not len(lat):
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    return {
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "max": float(lat.max()),
+    }
+
+
+async def _soak_load(
+    proc: subprocess.Popen,
+    port: int,
+    paths: list[str],
+    runs: dict[str, Path],
+    *,
+    seconds: float,
+    rate: float,
+    reload_every: float,
+    concurrency: int,
+    token: str | None,
+) -> tuple[float, list, list, list, float]:
+    """The open loop at `rate` for `seconds`, with a reloader (B, A, B, ... every `reload_every` s,
+    `wait=true`, one at a time) and a 1 s RSS sampler beside it in the same event loop."""
+    trace: list[tuple[float, float, int]] = []
+    reloads: list[dict] = []
+    rss: list[tuple[float, int]] = []
+    ps = psutil.Process(proc.pid)
+    done = asyncio.Event()
+    t0 = time.perf_counter()
+
+    async def requests() -> float:
+        return (await _open_loop(port, paths, concurrency, seconds, rate, trace))[2]
+
+    async def reloader() -> None:
+        k = 1
+        while k * reload_every < seconds:
+            await asyncio.sleep(max(0.0, t0 + k * reload_every - time.perf_counter()))
+            sent = time.perf_counter()
+            if sent - t0 >= seconds:  # a slow reload pushed this one past the last request's schedule
+                break
+            label = "B" if k % 2 else "A"
+            version = error = None
+            try:
+                status, payload = await _post_json(
+                    port, "/admin/reload?wait=true", {"run": str(runs[label])}, token, timeout=600
+                )
+                body = json.loads(payload) if payload else {}
+                version = body.get("version")
+                error = None if status == 200 else str(body.get("detail", payload[:200]))
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                status, error = 0, repr(e)
+            reloads.append(
+                {
+                    "n": k,
+                    "run": label,
+                    "sent": sent - t0,
+                    "done": time.perf_counter() - t0,
+                    "status": status,
+                    "version": version,
+                    "error": error,
+                }
+            )
+            k += 1
+
+    async def sampler() -> None:
+        n = 0
+        while not done.is_set():
+            rss.append((time.perf_counter() - t0, _rss(ps)))
+            n += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), max(0.0, t0 + n - time.perf_counter()))
+        rss.append((time.perf_counter() - t0, _rss(ps)))
+
+    async def load_and_reload() -> float:
+        try:
+            return (await asyncio.gather(requests(), reloader()))[0]
+        finally:
+            done.set()  # the last RSS sample comes after the last answer and the last reload
+
+    elapsed, _ = await asyncio.gather(load_and_reload(), sampler())
+    return t0, trace, reloads, rss, elapsed
+
+
+def soak(
+    run_a: Path,
+    run_b: Path | None = None,
+    *,
+    seconds: float = 300.0,
+    rate: float = 300.0,
+    reload_every: float = 60.0,
+    concurrency: int = 32,
+    warmup: float = 5.0,
+    window: float = 5.0,
+    work: Path = WORK,
+) -> dict:
+    """Serve `run_a`, warm up, then load at a fixed `rate` for `seconds` while `POST
+    /admin/reload?wait=true` alternates run B, A, B, ... every `reload_every` s (B defaults to a
+    copy of A in a temporary folder under `work`, so every swap loads another directory). Returns
+    the numbers and the bars; `format_soak` prints them."""
+    from colisten.rundir import RunDir
+
+    run_a = Path(run_a).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    copy_dir = None
+    if run_b is None:
+        copy_dir = Path(tempfile.mkdtemp(prefix="soak-", dir=work))
+        run_b = copy_dir / run_a.name
+        t = time.perf_counter()
+        shutil.copytree(run_a, run_b, symlinks=True)
+        print(f"run B = a copy of run A at {run_b} ({time.perf_counter() - t:.1f} s)", flush=True)
+    run_b = Path(run_b).resolve()
+    try:
+        users_b = set(run_summary(run_b)["users"])
+        users = [u for u in run_summary(run_a)["users"] if u in users_b]  # answerable by both
+        users = list(np.random.default_rng(0).permutation(np.asarray(users, dtype=object)))
+        paths = [f"/v1/users/{u}/recommendations?type=audiobook&k=10" for u in users]
+        token = os.environ.get("COLISTEN_ADMIN_TOKEN") or RunDir(run_a).settings().serve.admin_token
+        port = free_port()
+        proc = start_server(run_a, port, "fast", work=work)
+        try:
+            if warmup > 0:
+                asyncio.run(_closed_loop(port, paths, concurrency, warmup))
+            t0, trace, reloads, rss, elapsed = asyncio.run(
+                _soak_load(
+                    proc,
+                    port,
+                    paths,
+                    {"A": run_a, "B": run_b},
+                    seconds=seconds,
+                    rate=rate,
+                    reload_every=reload_every,
+                    concurrency=concurrency,
+                    token=token,
+                )
+            )
+        finally:
+            stop_server(proc)
+    finally:
+        if copy_dir is not None:
+            shutil.rmtree(copy_dir, ignore_errors=True)
+
+    sched = np.asarray([s - t0 for s, _, _ in trace])
+    lat = np.asarray([x for _, x, _ in trace])
+    status = np.asarray([c for _, _, c in trace], dtype=int)
+    ok = (status >= 200) & (status < 300)
+    quiet = np.ones(len(sched), dtype=bool)
+    for r in reloads:
+        inside = (sched >= r["sent"]) & (sched < r["done"] + window)
+        quiet &= ~inside
+        r.update(requests=int(inside.sum()), failed=int((~ok & inside).sum()), **_stats(lat[inside]))
+
+    rss_start = rss[0][1]
+    rss_end = rss[-1][1]
+    first = next((r for r in reloads if r["status"] == 200), None)
+    rss_after_first = next((b for t, b in rss if t >= first["done"]), rss_end) if first else None
+    growth = rss_end / rss_after_first - 1 if rss_after_first else None
+    report = {
+        "run_a": str(run_a),
+        "run_b": str(run_b),
+        "run_b_copied": copy_dir is not None,
+        "seconds": seconds,
+        "rate": rate,
+        "reload_every": reload_every,
+        "concurrency": concurrency,
+        "window": window,
+        "elapsed": elapsed,
+        "requests": len(trace),
+        "failed": int((~ok).sum()),
+        "non_2xx": int(((status != 0) & ~ok).sum()),
+        "transport": int((status == 0).sum()),
+        **_stats(lat),
+        "quiet": {"requests": int(quiet.sum()), **_stats(lat[quiet])},  # outside every reload window
+        "reloads": reloads,
+        "rss_samples": rss,
+        "rss_start": rss_start,
+        "rss_after_first_reload": rss_after_first,
+        "rss_end": rss_end,
+        "rss_max": max(b for _, b in rss),
+        "rss_growth": growth,
+    }
+    report["bars"] = [
+        ("0 failed requests", report["failed"] == 0, f"{report['failed']:,} failed"),
+        (
+            f"p99 <= {SOAK_P99_MS:.0f} ms",
+            report["p99"] <= SOAK_P99_MS,
+            f"p99 {report['p99']:.1f} ms",
+        ),
+        (
+            f"RSS growth after the 1st reload <= {SOAK_RSS_GROWTH:.0%}",
+            growth is not None and growth <= SOAK_RSS_GROWTH,
+            f"{growth:+.1%}" if growth is not None else "no reload succeeded",
+        ),
+        (
+            "every reload answered 200",
+            bool(reloads) and all(r["status"] == 200 for r in reloads),
+            f"{sum(r['status'] == 200 for r in reloads)} of {len(reloads)}",
+        ),
+    ]
+    report["passed"] = all(met for _, met, _ in report["bars"])
+    return report
+
+
+def format_soak(r: dict) -> str:
+    """The soak report, 80 columns wide but for the two run paths."""
+    mib = 2**20
+    lines = [
+        f"soak: {r['seconds']:.0f} s at {r['rate']:.0f} req/s over {r['concurrency']} connections,",
+        f"  POST /admin/reload?wait=true every {r['reload_every']:.0f} s alternating B, A, B, ...",
+        f"  A = {r['run_a']}",
+        f"  B = {r['run_b']}",
+        *(["      (a temporary copy of A, removed afterwards)"] if r["run_b_copied"] else []),
+        "",
+        f"requests  {r['requests']:,} scheduled over {r['seconds']:.0f} s, last answered at "
+        f"{r['elapsed']:.1f} s ({r['requests'] / r['elapsed']:.1f} req/s)",
+        f"failed    {r['failed']:,} ({r['non_2xx']:,} non-2xx, {r['transport']:,} transport errors)",
+        f"latency   p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms",
+        "          (counted from each request's scheduled send time)",
+        "",
+        f"reloads (window = from the POST to {r['window']:.0f} s after its answer)",
+        f"{'#':>2} {'run':>3} {'sent s':>7} {'status':>6} {'took s':>6} "
+        f"{'win reqs':>8} {'failed':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8}",
+    ]
+    for x in r["reloads"]:
+        lines.append(
+            f"{x['n']:>2} {x['run']:>3} {x['sent']:>7.1f} {x['status']:>6} "
+            f"{x['done'] - x['sent']:>6.2f} {x['requests']:>8,} {x['failed']:>6,} "
+            f"{x['p50']:>7.1f} {x['p99']:>7.1f} {x['max']:>8.1f}"
+        )
+    q = r["quiet"]
+    lines.append(
+        f"{'outside the windows':>27} {q['requests']:>8,} {'':>6} "
+        f"{q['p50']:>7.1f} {q['p99']:>7.1f} {q['max']:>8.1f}"
+    )
+    if not r["reloads"]:
+        lines.append("   (none: the soak was shorter than one reload interval)")
+    versions = {}
+    for x in r["reloads"]:
+        versions.setdefault(x["run"], set()).add(x["version"] or f"error: {x['error']}")
+    for label, vs in sorted(versions.items()):
+        lines.append(f"   {label} served as {', '.join(sorted(vs))}")
+    after = r["rss_after_first_reload"]
+    lines += [
+        "",
+        f"RSS MiB   start {r['rss_start'] / mib:.1f}, after the 1st reload "
+        + (f"{after / mib:.1f}" if after else "n/a")
+        + f", end {r['rss_end'] / mib:.1f}, max {r['rss_max'] / mib:.1f}",
+        "          growth after the 1st reload (end vs after): "
+        + (f"{r['rss_growth']:+.1%}" if r["rss_growth"] is not None else "n/a")
+        + f" ({len(r['rss_samples'])} samples, 1/s)",
+        "",
+    ]
+    lines += [f"{'PASS' if met else 'FAIL'}  {name} ({detail})" for name, met, detail in r["bars"]]
+    return "\n".join(lines)
+
+
+def soak_main(args: argparse.Namespace) -> None:
+    run_a = args.run or (
+        build_run(
+            WORK / "quick-demo",
+            n_users=2000,
+            n_audiobooks=300,
+            n_podcasts=600,
+            events_per_user=40,
+            tower_dims=[512, 256, 128],
+        )
+        if args.quick
+        else build_run(
+            WORK / "demo",
+            n_users=20_000,
+            n_audiobooks=2_000,
+            n_podcasts=4_000,
+            events_per_user=50,
+            tower_dims=[512, 256, 128],
+        )
+    )
+    report = soak(
+        run_a,
+        args.run_b,
+        seconds=args.soak_seconds,
+        rate=args.rate,
+        reload_every=args.reload_every,
+        concurrency=args.concurrency,
+        warmup=2.0 if args.quick else 5.0,
+    )
+    text = format_soak(report)
+    print()
+    print(text)
+    if args.no_results or not (args.record or args.soak_seconds >= 300):
+        return
+    notes = [
+        *machine_notes(),
+        f"- runs: A = `{args.run or run_a}`, B = "
+        + ("a copy of A in a temporary folder" if report["run_b_copied"] else f"`{args.run_b}`"),
+        "- request: `GET /v1/users/{user}/recommendations?type=audiobook&k=10` (users both runs know), "
+        f"open loop at {args.rate:.0f}/s over {args.concurrency} connections after a "
+        f"{2 if args.quick else 5} s closed-loop warm-up; latency from the scheduled send time. "
+        "Reloads: `POST /admin/reload?wait=true` from a separate connection; RSS of the server "
+        "process sampled once a second (psutil).",
+    ]
+    append_results(
+        f"serve soak: {args.soak_seconds:.0f} s at {args.rate:.0f} req/s with a hot swap every "
+        f"{args.reload_every:.0f} s",
+        notes,
+        "```\n" + text + "\n```",
+    )
+
+
 # --- main ------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -321,7 +689,22 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=300.0, help="open-loop arrival rate, requests/s (300)")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    soak_opts = ap.add_argument_group("soak under hot swap (--soak)")
+    soak_opts.add_argument(
+        "--soak", action="store_true", help="one open loop at --rate, a reload every --reload-every s"
+    )
+    soak_opts.add_argument("--soak-seconds", type=float, default=300.0, help="soak length (300)")
+    soak_opts.add_argument("--reload-every", type=float, default=60.0, help="seconds between reloads (60)")
+    soak_opts.add_argument(
+        "--run-b", type=Path, help="the run to alternate with --run (default: a copy of it in a temp dir)"
+    )
+    soak_opts.add_argument(
+        "--record", action="store_true", help="append a soak shorter than 300 s to bench/RESULTS.md too"
+    )
     args = ap.parse_args()
+    if args.soak:
+        soak_main(args)
+        return
     duration = args.duration or (5.0 if args.quick else 30.0)
     warmup = 2.0 if args.quick else 5.0
     WORK.mkdir(parents=True, exist_ok=True)
@@ -468,15 +851,34 @@ def main() -> None:
         print(v)
     if args.no_results:
         return
-    load_avg = os.getloadavg()
-    mem = psutil.virtual_memory().total / 2**30
-    cmd = " ".join([".venv/bin/python", "bench/serve.py", *sys.argv[1:]])
     runs = (
         (f"`{args.run}`" if args.run else "a demo-scale toy run built by the script")
         + " and "
         + (f"`{args.big_run}`" if args.big_run else f"a {big_label} toy run built by the script")
     )
     notes = [
+        *machine_notes(),
+        f"- runs: {runs} (1-epoch two-tower with 512-256-128 towers; catalogues at or above "
+        "retrieval.exact_below = 50k are searched through the run's Voyager index)",
+        "- request: `GET /v1/users/{user}/recommendations?type=audiobook&k=10` with explanations. closed = "
+        f"{args.concurrency} clients back to back for {duration:.0f} s; open = {args.rate:.0f} requests/s "
+        f"arriving on schedule over {args.concurrency} connections, latency counted from the scheduled time. "
+        'reference = `serve.user_features = "reference"` (two-tower pandas feature function per request).',
+    ]
+    append_results(
+        "serve: load test of `colisten serve` on loopback (user recommendations endpoint)",
+        notes,
+        table + "\n\n" + "\n".join("- " + v for v in verdicts),
+    )
+
+
+# --- RESULTS.md ------------------------------------------------------------------------------------
+def machine_notes() -> list[str]:
+    """The date, machine, load and command lines every section of this script records."""
+    load_avg = os.getloadavg()
+    mem = psutil.virtual_memory().total / 2**30
+    cmd = " ".join([".venv/bin/python", "bench/serve.py", *sys.argv[1:]])
+    return [
         f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPUs, {mem:.1f} GiB RAM; "
         "server = 1 uvicorn worker (torch 1 thread); load generator = asyncio keep-alive client "
@@ -485,25 +887,14 @@ def main() -> None:
         f"{load_avg[1]:.1f} / {load_avg[2]:.1f} over 1/5/15 min at the end, on {os.cpu_count()} CPUs); "
         "treat absolute numbers as a floor",
         f"- command: `{cmd}`",
-        f"- runs: {runs} (1-epoch two-tower with 512-256-128 towers; catalogues at or above "
-        "retrieval.exact_below = 50k are searched through the run's Voyager index)",
-        "- request: `GET /v1/users/{user}/recommendations?type=audiobook&k=10` with explanations. closed = "
-        f"{args.concurrency} clients back to back for {duration:.0f} s; open = {args.rate:.0f} requests/s "
-        f"arriving on schedule over {args.concurrency} connections, latency counted from the scheduled time. "
-        'reference = `serve.user_features = "reference"` (two-tower pandas feature function per request).',
     ]
-    section = (
-        "\n## serve: load test of `colisten serve` on loopback (user recommendations endpoint)\n\n"
-        + "\n".join(notes)
-        + "\n\n"
-        + table
-        + "\n\n"
-        + "\n".join("- " + v for v in verdicts)
-        + "\n"
-    )
-    with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:
+
+
+def append_results(title: str, notes: list[str], body: str, path: Path = HERE / "RESULTS.md") -> None:
+    section = f"\n## {title}\n\n" + "\n".join(notes) + "\n\n" + body + "\n"
+    with open(path, "a", encoding="utf-8") as f:
         f.write(section)
-    print(f"appended to {HERE / 'RESULTS.md'}")
+    print(f"appended to {path}")
 
 
 if __name__ == "__main__":
