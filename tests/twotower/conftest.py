@@ -15,6 +15,7 @@ FAST = {
         "epochs": 8,
         "batch_size": 64,
         "label_windows": 1,
+        "label_folds": 0,
         "ensemble": 1,
     }
 }

@@ -9,7 +9,7 @@ from toy_run import write_toy_run
 
 from colisten.io import read_json
 from colisten.twotower import stage as twotower_stage
-from colisten.twotower.data import TrainingError, load_training_data, read_stage_inputs
+from colisten.twotower.data import TrainingError, label_fold, load_training_data, read_stage_inputs
 from colisten.twotower.features import user_features
 from colisten.twotower.model import load_model
 from colisten.twotower.train import (
@@ -174,6 +174,38 @@ def test_several_label_windows_add_labels_without_leakage(trained_run, fast):
             assert pair in labels and pair not in early
         row += n_rows
     assert row == len(data.users.user_ids)
+
+
+def test_label_folds_label_every_history_stream_once_from_the_other_folds(trained_run, fast):
+    run, _ = trained_run
+    data, history, inputs, split = training_data(run, fast(label_folds=3))
+    single, *_ = training_data(run)
+    assert data.n_windows == 1 + 3
+    # validation is untouched: the last window's held-out users, in no fold's training either
+    np.testing.assert_array_equal(
+        single.users.user_ids[single.val_pairs[:, 0]], data.users.user_ids[data.val_pairs[:, 0]]
+    )
+    val_users = set(data.users.user_ids[data.val_pairs[:, 0]])
+    assert not val_users & set(data.users.user_ids[data.train_pairs[:, 0]])
+
+    ids = data.space.item_ids
+    fold_rows = np.flatnonzero(data.row_window >= 1)
+    pairs = data.train_pairs[np.isin(data.train_pairs[:, 0], fold_rows)]
+    labelled = [(data.users.user_ids[u], ids[i]) for u, i in pairs]
+    # every stream of a training user is a label exactly once across the folds
+    streams = history[(history.event == "stream") & ~history.user_id.isin(val_users)]
+    assert sorted(labelled) == sorted(set(zip(streams.user_id, streams.item_id, strict=True)))
+    # and a fold row's features never contain its own labels: they come from the other folds
+    for k in range(1, 4):
+        rows = np.flatnonzero(data.row_window == k)
+        mine = pairs[np.isin(pairs[:, 0], rows)]
+        for u in np.unique(mine[:, 0])[:20]:
+            indptr, idx = data.users.history
+            assert not set(idx[indptr[u] : indptr[u + 1]]) & set(mine[mine[:, 0] == u, 1])
+        rest = history[label_fold(history, 3, 0) != k - 1]  # every event of the fold's pairs left out
+        expected = user_features(rest, inputs["users"], data.users.user_ids[rows], data.space)
+        # users whose fold holds no label are not rows; the others' features are the rest's
+        np.testing.assert_allclose(data.users.dense[rows], expected.dense, rtol=1e-5, atol=1e-6)
 
 
 def test_log_frequency_weight_scales_the_correction(trained_run, fast):

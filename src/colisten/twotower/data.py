@@ -2,7 +2,8 @@
 
 No leakage: labels are the (user, item) interactions of the last `label_days` of the history
 window, and user features come only from events before that label window, mirroring the
-evaluation split (features up to `cut`, labels in the hold-out). The hold-out is never read.
+evaluation split (features up to `cut`, labels in the hold-out). Optional fold rows
+(`label_folds`) label every stream of the history from the rest of it. The hold-out is never read.
 """
 
 from __future__ import annotations
@@ -110,14 +111,48 @@ def build_training_data(
         w_start = w_end - cfg.label_days * SECONDS_PER_DAY
         if k > 0 and w_start - history_start < cfg.label_min_feature_days * SECONDS_PER_DAY:
             break  # too little history left before this window for meaningful features
+        in_window = (ts >= w_start) & (ts < w_end)
+        before = ts < w_start
         windows.append(
             (
                 *_label_window(
-                    history, ts, is_label_event, w_start, w_end, users, space, cfg, label_codes, cold_code
+                    history,
+                    in_window & is_label_event,
+                    before,
+                    w_start,
+                    users,
+                    space,
+                    cfg,
+                    label_codes,
+                    cold_code,
                 ),
                 log_popularity(history, space, start=history_start, as_of=w_start),  # prior as of w_start
             )
         )
+    # Fold rows (label_folds = K): each (user, item) pair of the history falls in one of K seeded
+    # folds; fold f's labels are its streams, its users' features and prior come from every other
+    # fold. Calendar windows only label the last weeks; folds label every stream of the history
+    # (each exactly once), the way FISM / EASE learn item-item structure from whole histories.
+    if cfg.label_folds:
+        fold = label_fold(history, cfg.label_folds, cfg.seed)
+        for f in range(cfg.label_folds):
+            rest = fold != f
+            windows.append(
+                (
+                    *_label_window(
+                        history,
+                        (fold == f) & is_label_event,
+                        rest,
+                        cut,
+                        users,
+                        space,
+                        cfg,
+                        label_codes,
+                        cold_code,
+                    ),
+                    log_popularity(history.loc[rest], space, start=history_start, as_of=cut),
+                )
+            )
 
     # validation users: disjoint from training users (in every window), chosen by seed among the
     # last window's label users, so the validation set does not depend on label_windows
@@ -182,18 +217,18 @@ def build_training_data(
 
 def _label_window(
     history: pd.DataFrame,
-    ts: np.ndarray,
-    is_label_event: np.ndarray,
-    w_start: int,
-    w_end: int,
+    is_label: np.ndarray,
+    is_before: np.ndarray,
+    as_of: int,
     users: pd.DataFrame,
     space: FeatureSpace,
     cfg: TwoTowerConfig,
     label_codes: list[int] | None,
     cold_code: int | None = None,
 ) -> tuple[UserFeatures, np.ndarray, tuple[np.ndarray, np.ndarray], int]:
-    """One label window [w_start, w_end): its users' features and consumed items as of w_start,
-    its (user row, item) label pairs, and how many rows are real users (the rest: cold copies).
+    """One label window: the events `is_label` are its labels, the events `is_before` its users'
+    features and consumed items (as of `as_of`). Returns the features, the (user row, item) label
+    pairs, the consumed items and how many rows are real users (the rest: cold copies).
 
     Cold copies (twotower.cold_copies, `cold_code` = the target type): every user with target-type
     history and target-type labels gets a second row whose features leave the target-type history
@@ -201,7 +236,7 @@ def _label_window(
     target-type labels in history (they never streamed one), so without copies the model never
     sees a target-type label after a history without the type: the cold-start case it must serve.
     """
-    labels = history.loc[(ts >= w_start) & (ts < w_end) & is_label_event]
+    labels = history.loc[is_label]
     label_item = space.item_index.get_indexer(labels["item_id"])
     keep = label_item >= 0
     if label_codes is not None:
@@ -210,9 +245,9 @@ def _label_window(
     label_item = label_item[keep]
 
     user_ids = np.array(sorted(set(label_user_ids)), dtype=object)
-    before = history.loc[ts < w_start]
-    feats = user_features(before, users, user_ids, space, as_of=w_start)
-    consumed = consumed_items(before, user_ids, space, which="strong", as_of=w_start)
+    before = history.loc[is_before]
+    feats = user_features(before, users, user_ids, space, as_of=as_of)
+    consumed = consumed_items(before, user_ids, space, which="strong", as_of=as_of)
     user_row = pd.Index(user_ids).get_indexer(label_user_ids)
     pairs = (
         np.unique(np.stack([user_row, label_item], axis=1), axis=0)
@@ -235,7 +270,7 @@ def _label_window(
         return feats, pairs, consumed, n_real
     target_items = space.item_ids[space.item_type_codes == cold_code]
     stripped = before.loc[~before["item_id"].isin(target_items)]
-    copies = user_features(stripped, users, user_ids[rows], space, as_of=w_start)
+    copies = user_features(stripped, users, user_ids[rows], space, as_of=as_of)
     copy_pairs = np.stack([n_real + np.searchsorted(rows, labels[:, 0]), labels[:, 1]], axis=1)
     merged = UserFeatures(
         user_ids=np.concatenate([feats.user_ids, copies.user_ids]),
@@ -246,6 +281,13 @@ def _label_window(
     # a copy's consumed items stay its user's: its labels are still new items only
     consumed = csr_concat([consumed, csr_rows(consumed, rows)])
     return merged, np.concatenate([pairs, copy_pairs]), consumed, n_real
+
+
+def label_fold(history: pd.DataFrame, k: int, seed: int) -> np.ndarray:
+    """Each event's fold in [0, k): seeded per (user, item) pair, so all of a pair's events (its
+    streams and weak signals) fall in one fold and a fold's labels never leak into its features."""
+    pair = pd.factorize(history["user_id"].astype(str) + "\x1f" + history["item_id"].astype(str))[0]
+    return np.random.default_rng(seed).integers(0, k, pair.max(initial=-1) + 1)[pair]
 
 
 def label_share(train_pairs: np.ndarray, n_items: int) -> np.ndarray:
