@@ -627,9 +627,10 @@ def format_soak(r: dict) -> str:
     return "\n".join(lines)
 
 
-def soak_main(args: argparse.Namespace) -> None:
-    run_a = args.run or (
-        build_run(
+def demo_run(quick: bool) -> Path:
+    """The demo-sized run both modes serve when no --run is given (built once under bench/_work)."""
+    if quick:
+        return build_run(
             WORK / "quick-demo",
             n_users=2000,
             n_audiobooks=300,
@@ -637,16 +638,18 @@ def soak_main(args: argparse.Namespace) -> None:
             events_per_user=40,
             tower_dims=[512, 256, 128],
         )
-        if args.quick
-        else build_run(
-            WORK / "demo",
-            n_users=20_000,
-            n_audiobooks=2_000,
-            n_podcasts=4_000,
-            events_per_user=50,
-            tower_dims=[512, 256, 128],
-        )
+    return build_run(
+        WORK / "demo",
+        n_users=20_000,
+        n_audiobooks=2_000,
+        n_podcasts=4_000,
+        events_per_user=50,
+        tower_dims=[512, 256, 128],
     )
+
+
+def soak_main(args: argparse.Namespace) -> None:
+    run_a = args.run or demo_run(args.quick)
     report = soak(
         run_a,
         args.run_b,
@@ -710,14 +713,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
 
     if args.quick:
-        demo = args.run or build_run(
-            WORK / "quick-demo",
-            n_users=2000,
-            n_audiobooks=300,
-            n_podcasts=600,
-            events_per_user=40,
-            tower_dims=[512, 256, 128],
-        )
+        demo = args.run or demo_run(quick=True)
         big = args.big_run or build_run(
             WORK / "quick-big",
             n_users=1000,
@@ -728,14 +724,7 @@ def main() -> None:
         )
         big_label = "50k audiobooks (quick)"
     else:
-        demo = args.run or build_run(
-            WORK / "demo",
-            n_users=20_000,
-            n_audiobooks=2_000,
-            n_podcasts=4_000,
-            events_per_user=50,
-            tower_dims=[512, 256, 128],
-        )
+        demo = args.run or demo_run(quick=False)
         big = args.big_run or build_run(
             WORK / "big-250k",
             n_users=5_000,
