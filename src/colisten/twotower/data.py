@@ -106,29 +106,24 @@ def build_training_data(
     ts = history["timestamp"].to_numpy(dtype=np.int64)
     is_label_event = history["event"].isin(label_ev).to_numpy()
     windows = []
+
+    def add_window(is_label: np.ndarray, is_before: np.ndarray, as_of: int) -> None:
+        """Label events `is_label`, features and popularity prior from the events `is_before`."""
+        windows.append(
+            (
+                *_label_window(
+                    history, is_label, is_before, as_of, users, space, cfg, label_codes, cold_code
+                ),
+                log_popularity(history.loc[is_before], space, start=history_start, as_of=as_of),
+            )
+        )
+
     for k in range(cfg.label_windows):
         w_end = cut - k * cfg.label_days * SECONDS_PER_DAY
         w_start = w_end - cfg.label_days * SECONDS_PER_DAY
         if k > 0 and w_start - history_start < cfg.label_min_feature_days * SECONDS_PER_DAY:
             break  # too little history left before this window for meaningful features
-        in_window = (ts >= w_start) & (ts < w_end)
-        before = ts < w_start
-        windows.append(
-            (
-                *_label_window(
-                    history,
-                    in_window & is_label_event,
-                    before,
-                    w_start,
-                    users,
-                    space,
-                    cfg,
-                    label_codes,
-                    cold_code,
-                ),
-                log_popularity(history, space, start=history_start, as_of=w_start),  # prior as of w_start
-            )
-        )
+        add_window((ts >= w_start) & (ts < w_end) & is_label_event, ts < w_start, w_start)
     # Fold rows (label_folds = K): each (user, item) pair of the history falls in one of K seeded
     # folds; fold f's labels are its streams, its users' features and prior come from every other
     # fold. Calendar windows only label the last weeks; folds label every stream of the history
@@ -136,23 +131,7 @@ def build_training_data(
     if cfg.label_folds:
         fold = label_fold(history, cfg.label_folds, cfg.seed)
         for f in range(cfg.label_folds):
-            rest = fold != f
-            windows.append(
-                (
-                    *_label_window(
-                        history,
-                        (fold == f) & is_label_event,
-                        rest,
-                        cut,
-                        users,
-                        space,
-                        cfg,
-                        label_codes,
-                        cold_code,
-                    ),
-                    log_popularity(history.loc[rest], space, start=history_start, as_of=cut),
-                )
-            )
+            add_window((fold == f) & is_label_event, fold != f, cut)
 
     # validation users: disjoint from training users (in every window), chosen by seed among the
     # last window's label users, so the validation set does not depend on label_windows
@@ -286,7 +265,7 @@ def _label_window(
 def label_fold(history: pd.DataFrame, k: int, seed: int) -> np.ndarray:
     """Each event's fold in [0, k): seeded per (user, item) pair, so all of a pair's events (its
     streams and weak signals) fall in one fold and a fold's labels never leak into its features."""
-    pair = pd.factorize(history["user_id"].astype(str) + "\x1f" + history["item_id"].astype(str))[0]
+    pair = history.groupby(["user_id", "item_id"], sort=False).ngroup().to_numpy()  # first-seen order
     return np.random.default_rng(seed).integers(0, k, pair.max(initial=-1) + 1)[pair]
 
 
