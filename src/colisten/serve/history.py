@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from colisten.serve.catalogue import ItemCatalogue
 
@@ -61,22 +63,28 @@ class UserStore:
 
     @classmethod
     def build(cls, users: Any, events: Any, catalogue: ItemCatalogue) -> UserStore:
-        """Users (DataFrame: user_id, age, country) and their events (DataFrame: user_id, item_id,
-        event, timestamp). Events of unknown users or items are dropped; users keep their order
-        if already sorted by id (the contract's order), else they are sorted."""
+        """Users (DataFrame: user_id, age, country) and their events (Arrow table or DataFrame:
+        user_id, item_id, event, timestamp). Events of unknown users or items are dropped; users
+        keep their order if already sorted by id (the contract's order), else they are sorted."""
         user_ids = users["user_id"].astype(str).to_numpy(dtype=object)
         order_users = np.argsort(user_ids, kind="stable")
         if not np.array_equal(order_users, np.arange(len(user_ids))):
             users = users.iloc[order_users].reset_index(drop=True)
             user_ids = user_ids[order_users]
         index = {u: i for i, u in enumerate(user_ids)}
-        user_pos = events["user_id"].map(index)
-        item_pos = events["item_id"].map(catalogue.index)
-        keep = (user_pos.notna() & item_pos.notna()).to_numpy()
-        u = user_pos.to_numpy()[keep].astype(np.int64)
-        it = item_pos.to_numpy()[keep].astype(np.int64)
-        ts = events["timestamp"].to_numpy()[keep].astype(np.int64)
-        codes, names = _factorize(events["event"].to_numpy(dtype=object)[keep])
+        # Arrow compute maps the per-event strings in C++ with the GIL released: a model built
+        # in the server's reload thread must not stall the requests being answered meanwhile
+        table = events if isinstance(events, pa.Table) else pa.Table.from_pandas(events, preserve_index=False)
+        user_pos = pc.index_in(_strings(table["user_id"]), value_set=pa.array(user_ids, pa.string()))
+        items = pa.array(catalogue.item_ids, pa.string())
+        item_pos = pc.index_in(_strings(table["item_id"]), value_set=items)
+        keep = pc.and_(pc.is_valid(user_pos), pc.is_valid(item_pos))
+        u = pc.filter(user_pos, keep).to_numpy().astype(np.int64)
+        it = pc.filter(item_pos, keep).to_numpy().astype(np.int64)
+        ts = pc.filter(table["timestamp"], keep).to_numpy().astype(np.int64)
+        event = _strings(pc.filter(table["event"], keep))
+        names = np.asarray(pc.unique(event).sort().to_pylist(), dtype=object)
+        codes = pc.index_in(event, value_set=pa.array(names, pa.string())).to_numpy().astype(np.int16)
         order = np.lexsort((it, ts, u))
         indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
         np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
@@ -102,8 +110,7 @@ class UserStore:
         )
 
 
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import pandas as pd
-
-    codes, names = pd.factorize(values, sort=True)
-    return codes.astype(np.int16), np.asarray(names, dtype=object)
+def _strings(column: Any) -> pa.Array:
+    """One contiguous Arrow string array of a (chunked) column."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return column if column.type == pa.string() else pc.cast(column, pa.string())

@@ -295,7 +295,11 @@ def load_bundle(
     catalogue = ItemCatalogue.load(rd.require(artifacts.ITEMS))
     if list(catalogue.item_ids) != list(rec.space.item_ids):
         raise ServeError(f"{artifacts.ITEMS.at(rd)} changed since `colisten train-2t`: retrain the model")
-    history = artifacts.load_history(rd, columns=["user_id", "item_id", "event", "timestamp"])
+    import pyarrow.parquet as pq
+
+    history = pq.read_table(  # Arrow, not pandas: UserStore.build maps it without the GIL
+        rd.require(artifacts.HISTORY), columns=["user_id", "item_id", "event", "timestamp"]
+    )
     users = UserStore.build(rec.users, history, catalogue)
     del history
 

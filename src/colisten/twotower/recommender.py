@@ -60,7 +60,7 @@ class TwoTowerRecommender:
         self.retrieval = retrieval
         self.history_days = int(meta["history_days"])
         self._user_index = pd.Index(users["user_id"].to_numpy(dtype=object))
-        self._history: pd.DataFrame | None = None
+        self._history: Any = None  # pyarrow.Table of the run's history, sorted by user
         self._history_users: pd.Index | None = None
         self._history_bounds: np.ndarray | None = None
         self._ann: dict[str, Any] = {}
@@ -358,23 +358,26 @@ class TwoTowerRecommender:
     def _events_of(self, user_ids: np.ndarray) -> pd.DataFrame:
         """Run-history events of these users (history sorted by user once, then sliced)."""
         if self._history is None:
+            import pyarrow.compute as pc
             import pyarrow.parquet as pq
 
             table = pq.read_table(
                 self.run.require(artifacts.HISTORY),
                 columns=["user_id", "item_id", "event", "timestamp"],
             )
-            hist = table.to_pandas().sort_values("user_id", kind="stable").reset_index(drop=True)
-            uid = hist["user_id"].to_numpy(dtype=object)
-            starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if len(uid) else np.zeros(0, np.int64)
-            self._history_users = pd.Index(uid[starts])
-            self._history_bounds = np.r_[starts, len(uid)].astype(np.int64)
-            self._history = hist
+            # sorted and cut into users by Arrow (C++, GIL released: the server builds this in
+            # its reload thread while it answers requests); only the selected rows become pandas
+            table = table.take(pc.sort_indices(table, sort_keys=[("user_id", "ascending")]))
+            runs = pc.run_end_encode(table["user_id"].combine_chunks())
+            ends = runs.run_ends.to_numpy().astype(np.int64)
+            self._history_users = pd.Index(runs.values.to_numpy(zero_copy_only=False).astype(object))
+            self._history_bounds = np.r_[0, ends].astype(np.int64)
+            self._history = table
         at = self._history_users.get_indexer(np.asarray(user_ids, dtype=object))
         at = at[at >= 0]
         lo, hi = self._history_bounds[at], self._history_bounds[at + 1]
         rows = np.repeat(hi - np.cumsum(hi - lo), hi - lo) + np.arange(int((hi - lo).sum()))
-        return self._history.iloc[rows]
+        return self._history.take(rows).to_pandas()
 
 
 def restrict_csr(csr: tuple[np.ndarray, np.ndarray], lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
