@@ -2,32 +2,16 @@
 
 import dataclasses
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from toy_run import write_toy_run
 
-from colisten.cli import main
 from colisten.io import read_json
 from colisten.retrieval.exact import RetrievalError
 from colisten.twotower import stage as twotower_stage
 from colisten.twotower.recommender import RecommendError, TwoTowerRecommender
-
-
-@pytest.fixture(scope="module")
-def rec(trained_run):
-    return TwoTowerRecommender.load(trained_run[0])
-
-
-def cli(monkeypatch, capsys, *args):
-    """Run `colisten ARGS` as a user would; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["colisten", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def history_of(run, user):
@@ -101,9 +85,9 @@ def test_bad_requests_are_clear_errors(rec):
         rec.recommend([user], "audiobook", 10_000)
 
 
-def test_index_command_reaches_recall_095_and_is_reloadable(trained_run, monkeypatch, capsys):
+def test_index_command_reaches_recall_095_and_is_reloadable(trained_run, cli):
     run, _ = trained_run
-    code, out, _ = cli(monkeypatch, capsys, "index", "--run", run.root)
+    code, out, _ = cli("index", "--run", run.root)
     assert code == 0
     report = read_json(run / "index/index.json")
     for item_type in ("audiobook", "podcast"):
@@ -121,26 +105,22 @@ def test_index_command_reaches_recall_095_and_is_reloadable(trained_run, monkeyp
     assert overlap >= 0.95 and rec._ann["podcast"] is not None
 
 
-def test_recommend_command_prints_titles_scores_and_types(trained_run, rec, monkeypatch, capsys):
+def test_recommend_command_prints_titles_scores_and_types(trained_run, rec, cli):
     run, _ = trained_run
     user = rec.known_users()[5]
-    code, out, _ = cli(
-        monkeypatch, capsys, "recommend", "--run", run.root, "--user", user, "--k", "3", "--type", "all"
-    )
+    code, out, _ = cli("recommend", "--run", run.root, "--user", user, "--k", "3", "--type", "all")
     assert code == 0
     assert "audiobook recommendations" in out and "podcast recommendations" in out
     assert "on topic" in out and out.count("audiobook") >= 4
 
 
-def test_export_covers_every_requested_user_exactly_once(trained_run, rec, tmp_path, monkeypatch, capsys):
+def test_export_covers_every_requested_user_exactly_once(trained_run, rec, tmp_path, cli):
     run, _ = trained_run
     wanted = list(rec.known_users()[:57])
     user_file = tmp_path / "users.txt"
     user_file.write_text("\n".join(wanted + wanted[:5]) + "\n")  # duplicates are written once
     out_file = tmp_path / "recs.parquet"
     code, _, _ = cli(
-        monkeypatch,
-        capsys,
         "recommend",
         "--run",
         run.root,
@@ -162,8 +142,6 @@ def test_export_covers_every_requested_user_exactly_once(trained_run, rec, tmp_p
 
     out_all = tmp_path / "all.parquet"
     code, _, _ = cli(
-        monkeypatch,
-        capsys,
         "recommend",
         "--run",
         run.root,
@@ -181,32 +159,28 @@ def test_export_covers_every_requested_user_exactly_once(trained_run, rec, tmp_p
     assert (everyone.groupby(["user_id", "item_type"]).size() == 5).all()
 
 
-def test_cli_bad_input_is_a_message_not_a_traceback(trained_run, rec, tmp_path, monkeypatch, capsys):
+def test_cli_bad_input_is_a_message_not_a_traceback(trained_run, rec, tmp_path, cli):
     run, _ = trained_run
     user = rec.known_users()[0]
-    code, _, err = cli(monkeypatch, capsys, "recommend", "--run", run.root, "--user", "ghost")
+    code, _, err = cli("recommend", "--run", run.root, "--user", "ghost")
     assert code == 2 and "unknown user" in err and "ghost" in err and "history" in err
     for k in ("0", "100000"):
-        code, _, err = cli(monkeypatch, capsys, "recommend", "--run", run.root, "--user", user, "--k", k)
+        code, _, err = cli("recommend", "--run", run.root, "--user", user, "--k", k)
         assert code == 2 and "k=" in err and "Traceback" not in err
     bad = tmp_path / "users.txt"
     bad.write_text(f"{user}\nghost-1\nghost-2\n")
-    code, _, err = cli(
-        monkeypatch, capsys, "recommend", "--run", run.root, "--users", bad, "--out", tmp_path / "x.parquet"
-    )
+    code, _, err = cli("recommend", "--run", run.root, "--users", bad, "--out", tmp_path / "x.parquet")
     assert code == 2 and "2 unknown user(s)" in err and "ghost-1" in err
     assert not (tmp_path / "x.parquet").exists()
 
 
-def test_cold_start_from_a_given_history_via_the_cli(trained_run, rec, tmp_path, monkeypatch, capsys):
+def test_cold_start_from_a_given_history_via_the_cli(trained_run, rec, tmp_path, cli):
     run, _ = trained_run
     records = history_of(run, rec.known_users()[7])[:10]
     records.append({"item_id": "mystery", "event": "stream", "timestamp": 1})
     hist = tmp_path / "history.json"
     hist.write_text(json.dumps(records))
     code, out, _ = cli(
-        monkeypatch,
-        capsys,
         "recommend",
         "--run",
         run.root,

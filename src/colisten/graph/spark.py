@@ -7,9 +7,6 @@ must agree edge for edge (tests/graph checks it). Ties are broken by global item
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,85 +14,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from colisten.config import GraphConfig
-from colisten.errors import ColistenError
 from colisten.graph.sql import SECONDS_PER_DAY, association_keep, association_sql, type_of
-from colisten.io import write_text_atomic
+from colisten.spark import SparkUnavailableError, stop_spark
+from colisten.spark import spark_session as shared_spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-
-class SparkUnavailableError(ColistenError):
-    """engine='spark' was asked for but PySpark or Java cannot start."""
+__all__ = ["SparkUnavailableError", "spark_pairs", "spark_session", "stop_spark"]
 
 
 def spark_session(settings: GraphConfig, work_dir: str | Path) -> SparkSession:
-    """The active SparkSession, or a new one. Local masters bind to 127.0.0.1 with no UI (no network)."""
-    try:
-        with warnings.catch_warnings():  # pyspark warns about pandas 3, which this job does not use
-            warnings.simplefilter("ignore", FutureWarning)
-            from pyspark.sql import SparkSession
-    except ImportError as e:
-        raise SparkUnavailableError(
-            "[graph] engine = 'spark' needs PySpark: pip install 'colisten[spark]' (and Java 17)"
-        ) from e
-    local = settings.spark_master.startswith("local")
-    builder = (
-        SparkSession.builder.appName("colisten-graph")
-        .master(settings.spark_master)
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", settings.spark_driver_memory)
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_quiet_log4j_config()}")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.showConsoleProgress", "false")
+    """The active SparkSession, or a new one on `[graph] spark_master` (colisten.spark)."""
+    return shared_spark_session(
+        settings.spark_master,
+        driver_memory=settings.spark_driver_memory,
+        threads=settings.threads,
+        app_name="colisten-graph",
     )
-    if local:
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        cores = settings.threads or os.cpu_count() or 1
-        if settings.threads and settings.spark_master == "local[*]":
-            builder = builder.master(f"local[{settings.threads}]")
-        builder = (
-            builder.config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.host", "127.0.0.1")
-            # 200 shuffle partitions (the default) is tuned for clusters; locally it is pure overhead.
-            .config("spark.sql.shuffle.partitions", str(max(4, 4 * cores)))
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            session = builder.getOrCreate()
-    except Exception as e:  # pyspark raises its own runtime errors when the JVM cannot start
-        raise SparkUnavailableError(f"Spark could not start (is Java 17 installed and on PATH?): {e}") from e
-    session.sparkContext.setLogLevel("ERROR")
-    return session
-
-
-def _quiet_log4j_config() -> Path:
-    """A log4j2 config that prints only errors (Spark's default prints warnings meant for admins)."""
-    path = Path(tempfile.gettempdir()) / "colisten-spark-log4j2.properties"
-    if not path.exists():
-        write_text_atomic(
-            path,
-            "rootLogger.level = error\n"
-            "rootLogger.appenderRef.stderr.ref = console\n"
-            "appender.console.type = Console\n"
-            "appender.console.name = console\n"
-            "appender.console.target = SYSTEM_ERR\n"
-            "appender.console.layout.type = PatternLayout\n"
-            "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n\n",
-        )
-    return path
-
-
-def stop_spark() -> None:
-    """Stop the active SparkSession, if any (the CLI does this when the stage ends)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        return
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        active.stop()
 
 
 def spark_pairs(

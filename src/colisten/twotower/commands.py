@@ -61,7 +61,18 @@ def recommend(
         None, "--type", help="Item type to recommend (default: data.target_type); 'all' = every type."
     ),
     k: int = typer.Option(10, "--k", help="Recommendations per user and type."),
-    out: Path | None = typer.Option(None, "--out", help="With --users: Parquet file to write."),
+    out: Path | None = typer.Option(
+        None, "--out", help="With --users: Parquet file to write (--engine spark: a folder of parts)."
+    ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="With --users: local (batches in this process) or spark (partitions on [graph] "
+        "spark_master; the same rows).",
+    ),
+    spark_master: str | None = typer.Option(
+        None, "--spark-master", help="With --engine spark: overrides [graph] spark_master."
+    ),
     history: Path | None = typer.Option(
         None,
         "--history",
@@ -79,6 +90,8 @@ def recommend(
 
     `--user U` prints titles, scores and types; `--users FILE|all --out recs.parquet` writes
     (user_id, item_type, item_id, rank, score) for every listed user exactly once, in batches.
+    `--engine spark --out DIR` writes the same rows as Parquet parts in DIR, scored per Spark
+    partition with the same code (the run directory must be readable by every executor).
     """
     from rich.console import Console
     from rich.table import Table
@@ -92,6 +105,10 @@ def recommend(
         raise InputFileError("--users needs --out FILE.parquet")
     if history is not None and user is None:
         raise InputFileError("--history goes with --user")
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter(f"{engine!r} is not one of 'local', 'spark'", param_hint="'--engine'")
+    if (engine == "spark" or spark_master is not None) and users is None:
+        raise InputFileError("--engine spark and --spark-master go with --users FILE|all")
     rd = RunDir(run)
     settings = rd.settings(config)
     rec = TwoTowerRecommender.load(rd, settings)
@@ -106,6 +123,16 @@ def recommend(
 
     if users is not None:
         ids = rec.known_users() if users == "all" else read_user_ids(Path(users))
+        if engine == "spark":
+            from colisten.spark import stop_spark
+            from colisten.twotower.spark_export import write_recommendations_spark
+
+            try:
+                n = write_recommendations_spark(rec, list(ids), types, k, out, settings, master=spark_master)
+            finally:
+                stop_spark()
+            typer.echo(f"wrote {n} recommendations for {len(dict.fromkeys(ids))} users to {out}/")
+            return
         n = write_recommendations(
             rec,
             list(ids),

@@ -355,24 +355,35 @@ class TwoTowerRecommender:
     _ann_index = ann_index  # earlier name, used by colisten.serve
 
     # --- history access ---------------------------------------------------------------------
+    def use_history(self, events: Any) -> None:
+        """Take the users' history from `events` (Arrow table or DataFrame: user_id, item_id,
+        event, timestamp) instead of RUN/split/history.parquet. The Spark export hands each batch
+        of users their own events, grouped on Spark; every user-vector and consumed-item
+        computation is then the same code."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        text = pa.string()
+        schema = pa.schema([("user_id", text), ("item_id", text), ("event", text), ("timestamp", pa.int64())])
+        if isinstance(events, pa.Table):
+            table = events.select(schema.names).cast(schema)
+        else:
+            table = pa.Table.from_pandas(events[schema.names], schema=schema, preserve_index=False)
+        # sorted and cut into users by Arrow (C++, GIL released: the server builds this in its
+        # reload thread while it answers requests); only the rows asked for become pandas
+        table = table.take(pc.sort_indices(table, sort_keys=[("user_id", "ascending")]))
+        runs = pc.run_end_encode(table["user_id"].combine_chunks())
+        ends = runs.run_ends.to_numpy().astype(np.int64)
+        self._history_users = pd.Index(runs.values.to_numpy(zero_copy_only=False).astype(object))
+        self._history_bounds = np.r_[0, ends].astype(np.int64)
+        self._history = table
+
     def _events_of(self, user_ids: np.ndarray) -> pd.DataFrame:
         """Run-history events of these users (history sorted by user once, then sliced)."""
         if self._history is None:
-            import pyarrow.compute as pc
             import pyarrow.parquet as pq
 
-            table = pq.read_table(
-                self.run.require(artifacts.HISTORY),
-                columns=["user_id", "item_id", "event", "timestamp"],
-            )
-            # sorted and cut into users by Arrow (C++, GIL released: the server builds this in
-            # its reload thread while it answers requests); only the selected rows become pandas
-            table = table.take(pc.sort_indices(table, sort_keys=[("user_id", "ascending")]))
-            runs = pc.run_end_encode(table["user_id"].combine_chunks())
-            ends = runs.run_ends.to_numpy().astype(np.int64)
-            self._history_users = pd.Index(runs.values.to_numpy(zero_copy_only=False).astype(object))
-            self._history_bounds = np.r_[0, ends].astype(np.int64)
-            self._history = table
+            self.use_history(pq.read_table(self.run.require(artifacts.HISTORY)))
         at = self._history_users.get_indexer(np.asarray(user_ids, dtype=object))
         at = at[at >= 0]
         lo, hi = self._history_bounds[at], self._history_bounds[at + 1]
@@ -391,6 +402,59 @@ def restrict_csr(csr: tuple[np.ndarray, np.ndarray], lo: int, hi: int) -> tuple[
     return new_ptr, indices[keep] - lo
 
 
+def export_schema():
+    """Columns of a recommendation export (local file and Spark parts alike)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("user_id", pa.string()),
+            ("item_type", pa.string()),
+            ("item_id", pa.string()),
+            ("rank", pa.int32()),
+            ("score", pa.float32()),
+        ]
+    )
+
+
+def check_export(recommender: TwoTowerRecommender, item_types: Sequence[str], k: int) -> None:
+    """RecommendError / RetrievalError for an unknown type or a k the catalogue cannot fill."""
+    for t in item_types:
+        lo, hi = recommender._type_range(t)
+        check_k(k, hi - lo, what=f"{t} catalogue")
+
+
+def recommendation_rows(
+    recommender: TwoTowerRecommender, user_ids: np.ndarray, item_types: Sequence[str], k: int
+):
+    """One batch of an export as a pyarrow Table (export_schema): for each type, the top k of
+    every user, best first, consumed items filtered. The local and the Spark export both call it."""
+    import pyarrow as pa
+
+    schema = export_schema()
+    vectors = recommender.user_vectors(user_ids)
+    consumed = recommender.consumed(user_ids)
+    parts = []
+    for t in item_types:
+        lo, hi = recommender._type_range(t)
+        rec, scores = recommender.top_k(vectors, t, k, restrict_csr(consumed, lo, hi))
+        ok = rec != None  # noqa: E711 (object array: padding is None)
+        n_ok = int(ok.sum())
+        parts.append(
+            pa.table(
+                {
+                    "user_id": pa.array(np.repeat(user_ids, k).reshape(len(user_ids), k)[ok], pa.string()),
+                    "item_type": pa.array([t] * n_ok, pa.string()),
+                    "item_id": pa.array(rec[ok], pa.string()),
+                    "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), (len(user_ids), 1))[ok]),
+                    "score": pa.array(scores[ok], pa.float32()),
+                },
+                schema=schema,
+            )
+        )
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
 def write_recommendations(
     recommender: TwoTowerRecommender,
     user_ids: Sequence[str],
@@ -405,51 +469,21 @@ def write_recommendations(
 
     Users are scored `batch_users` at a time and each batch is appended with a ParquetWriter,
     so memory is bounded by one batch; the file appears only when complete. Returns row count.
+    (`colisten.twotower.spark_export` does the same on Spark, batch by batch with the same code.)
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
     ids = recommender.check_users(dict.fromkeys(user_ids))  # de-duplicated, order kept
-    for t in item_types:
-        lo, hi = recommender._type_range(t)
-        check_k(k, hi - lo, what=f"{t} catalogue")
-    schema = pa.schema(
-        [
-            ("user_id", pa.string()),
-            ("item_type", pa.string()),
-            ("item_id", pa.string()),
-            ("rank", pa.int32()),
-            ("score", pa.float32()),
-        ]
-    )
+    check_export(recommender, item_types, k)
     rows = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, export_schema(), compression="zstd") as writer:
         bar = tqdm(total=len(ids), desc="recommend", unit="user", disable=not progress)
         for s in range(0, len(ids), batch_users):
             batch = ids[s : s + batch_users]
-            vectors = recommender.user_vectors(batch)
-            consumed = recommender.consumed(batch)
-            for t in item_types:
-                lo, hi = recommender._type_range(t)
-                rec, scores = recommender.top_k(vectors, t, k, restrict_csr(consumed, lo, hi))
-                ok = rec != None  # noqa: E711 (object array: padding is None)
-                n_ok = int(ok.sum())
-                writer.write_table(
-                    pa.table(
-                        {
-                            "user_id": pa.array(np.repeat(batch, k).reshape(len(batch), k)[ok], pa.string()),
-                            "item_type": pa.array([t] * n_ok, pa.string()),
-                            "item_id": pa.array(rec[ok], pa.string()),
-                            "rank": pa.array(
-                                np.tile(np.arange(1, k + 1, dtype=np.int32), (len(batch), 1))[ok]
-                            ),
-                            "score": pa.array(scores[ok], pa.float32()),
-                        },
-                        schema=schema,
-                    )
-                )
-                rows += n_ok
+            table = recommendation_rows(recommender, batch, item_types, k)
+            writer.write_table(table)
+            rows += table.num_rows
             bar.update(len(batch))
         bar.close()
     return rows
