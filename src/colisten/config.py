@@ -419,6 +419,13 @@ class TwoTowerConfig(_Section):
         "0.05 is a common choice).",
     )
     lr: float = Field(1e-3, gt=0, description="Adam learning rate (paper: 1e-3).")
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="Decoupled weight decay (AdamW) on every tower parameter; 0 (default) is the "
+        "paper's plain Adam. A regulariser for the learned item vectors, which overfit sooner with "
+        "fold labels.",
+    )
     batch_size: int = Field(128, ge=2, description="Rows per batch = in-batch negatives + 1 (paper: 128).")
     epochs: int = Field(10, ge=1, description="Training epochs (paper: 10).")
     device: str = Field("auto", description="auto = cuda if available, else cpu.")

@@ -311,3 +311,21 @@ def test_same_type_negatives_drop_the_other_types_columns_from_each_rows_softmax
         }
     assert loss[True][0] == pytest.approx(loss[False][0], rel=1e-6)
     assert loss[True][1] < loss[False][1] - 1e-3
+
+
+def test_weight_decay_shrinks_the_towers_and_zero_is_plain_adam(trained_run, tmp_path):
+    """twotower.weight_decay > 0 trains with AdamW (smaller weights, same seed and batches); 0 keeps
+    the paper's Adam, so the default model is what it was before the setting existed."""
+    run, _ = trained_run
+    data, *_ = training_data(run)
+    cfg = run.settings().twotower.model_copy(update={"epochs": 2})
+    norms = {}
+    for wd in (0.0, 20.0):  # large: the toy run has few steps, and AdamW decays by lr * wd per step
+        out = tmp_path / f"wd{wd}"
+        train_two_tower(data, cfg.model_copy(update={"weight_decay": wd}), out, **QUIET)
+        weights = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+        norms[wd] = sum(float(w.float().norm()) for n, w in weights.items() if n.endswith("weight"))
+    assert norms[20.0] < 0.9 * norms[0.0]
+    for wd in (0.0, 20.0):
+        ckpt = torch.load(tmp_path / f"wd{wd}" / "checkpoint.pt", weights_only=False)
+        assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == wd

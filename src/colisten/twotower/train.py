@@ -193,7 +193,12 @@ def train_two_tower(
     model = new_model(data, cfg).to(device)
     # fused: one kernel over all parameters. On CPU a step of the id_dim=64 model takes 0.69x the time
     # of the default (foreach) Adam, less than the id_dim=0 model took with it (bench/twotower_step.py)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    if cfg.weight_decay > 0:
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+        )
+    else:  # plain Adam, as before the setting existed (bit for bit)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     tensors = _Tensors(data, cfg, device)
     fingerprint = _fingerprint(data, cfg)
 
