@@ -14,6 +14,8 @@ CUDA (one GPU per rank: cuda:LOCAL_RANK). How a batch is shared: _Tensors.sharde
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import signal
 import socket
@@ -21,6 +23,7 @@ import sys
 import uuid
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +128,26 @@ def launch(
     )
     args = (str(run), settings.model_dump(mode="json"), resume, progress)
     try:
-        results = elastic_launch(config, worker or run_worker)(*args)
+        with _launcher_logs_muted():
+            results = elastic_launch(config, worker or run_worker)(*args)
     except ChildFailedError as e:
         raise TrainingError(failure_message(e, Path(run))) from None
     return results[0]
+
+
+@contextlib.contextmanager
+def _launcher_logs_muted() -> Iterator[None]:
+    """The agent logs every worker failure as a traceback; failure_message says it in one line."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(("torch.distributed", "torch.multi"))]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def run_worker(run: str, settings: dict[str, Any] | None, resume: bool, progress: bool) -> dict[str, Any]:
