@@ -18,7 +18,8 @@ from colisten.config import Settings
 from colisten.io import read_json
 from colisten.twotower import stage as twotower_stage
 from colisten.twotower.data import load_training_data
-from colisten.twotower.distributed import FAIL_AT_ENV, launch
+from colisten.twotower.ddp import FAIL_AT_ENV
+from colisten.twotower.distributed import launch
 from colisten.twotower.train import new_model
 
 # float error only: the ranks' matmuls are slices of one process's, their gradients summed in

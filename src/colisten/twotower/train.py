@@ -235,7 +235,7 @@ def train_two_tower(
     import torch
     from tqdm import tqdm
 
-    from colisten.twotower.distributed import ShardLoss, check_same_data, fail_here, rank_and_world
+    from colisten.twotower.ddp import ShardLoss, check_same_data, fail_here, rank_and_world
 
     out_dir = Path(out_dir)
     rank, world = rank_and_world()
@@ -378,7 +378,7 @@ def train_ensemble(
     """train_two_tower itself for one member; for twotower.ensemble = k, member j (seed + j) trains
     into out_dir/members/j (its own checkpoint, best.pt and curve: `--resume` continues each) and
     out_dir/best.pt holds them all as one TwoTowerEnsemble; curve.json is the members' mean."""
-    from colisten.twotower.distributed import rank_and_world
+    from colisten.twotower.ddp import rank_and_world
     from colisten.twotower.model import TwoTowerEnsemble
 
     out_dir = Path(out_dir)
