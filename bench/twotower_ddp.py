@@ -5,7 +5,10 @@ folder per setting, trains one model (ensemble 1) for --epochs, and reports the 
 (training plus rank 0's validation, from curve.json), the whole stage's wall time (feature
 building and process start included) and the validation loss, which should agree across N.
 
-    python bench/twotower_ddp.py --run RUN [--nproc 1 2] [--epochs 1]
+    python bench/twotower_ddp.py --run RUN [--setups 1:2 1:1 2:1] [--epochs 1]
+
+A setup is NPROC:THREADS (torch intra-op threads per process); 1:cores is `train-2t` as it runs
+by default, 1:1 one core's worth, N:1 the ranks `--nproc N` starts on N cores.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ INPUTS = ("data", "split", "content", "hgnn", "manifest.json")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="a run directory after `colisten train-hgnn`")
-    ap.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--setups", nargs="+", default=[f"1:{os.cpu_count()}", "1:1", "2:1"])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = ap.parse_args()
@@ -42,7 +45,8 @@ def main() -> None:
     settings.twotower.ensemble = 1
     settings.twotower.epochs = args.epochs
     rows = []
-    for n in args.nproc:
+    for setup in args.setups:
+        n, threads = map(int, setup.split(":"))
         with tempfile.TemporaryDirectory() as tmp:
             run = RunDir(Path(tmp) / "run")
             for name in INPUTS:
@@ -50,22 +54,26 @@ def main() -> None:
                 (shutil.copytree if src.is_dir() else shutil.copy2)(src, run.root / name)
             t0 = time.perf_counter()
             if n == 1:
+                torch.set_num_threads(threads)
                 info = stage.run(run, settings)
             else:
+                os.environ["OMP_NUM_THREADS"] = str(threads)  # the workers' intra-op threads
                 info = launch(run.root, settings, n, progress=False)
             wall = time.perf_counter() - t0
             curve = read_json(run / "twotower/curve.json")
         per_epoch = sum(r["seconds"] for r in curve) / len(curve)
-        rows.append((n, per_epoch, wall, info["best_val_loss"], info["n_train_pairs"]))
-        print(f"nproc {n}: {per_epoch:.1f} s/epoch, stage {wall:.1f} s", file=sys.stderr)
+        rows.append((n, threads, per_epoch, wall, info["best_val_loss"], info["n_train_pairs"]))
+        print(f"{setup}: {per_epoch:.1f} s/epoch, stage {wall:.1f} s", file=sys.stderr)
 
-    base = rows[0][1]
+    base = rows[0][2]
     lines = [
-        "| nproc | train pairs | s/epoch | speed-up | stage wall s | val loss |",
-        "|---|---|---|---|---|---|",
+        "| nproc | threads each | train pairs | s/epoch | vs first row | stage wall s | val loss |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for n, sec, wall, loss, pairs in rows:
-        lines.append(f"| {n} | {pairs:,} | {sec:.1f} | {base / sec:.2f}x | {wall:.1f} | {loss:.4f} |")
+    for n, threads, sec, wall, loss, pairs in rows:
+        lines.append(
+            f"| {n} | {threads} | {pairs:,} | {sec:.1f} | {base / sec:.2f}x | {wall:.1f} | {loss:.4f} |"
+        )
     table = "\n".join(lines)
     print(table)
     section = (

@@ -45,20 +45,21 @@ def copy_run(toy, dest):
     return type(toy)(dest)
 
 
-def weights(run):
-    return torch.load(run / "twotower/checkpoint.pt", weights_only=False)["model"]
+def weights(run, file="checkpoint.pt"):
+    return torch.load(run / "twotower" / file, weights_only=False)["model"]
 
 
-def assert_same_model(a, b):
-    wa, wb = weights(a), weights(b)
+def assert_same_model(a, b, file="checkpoint.pt"):
+    wa, wb = weights(a, file), weights(b, file)
     assert wa.keys() == wb.keys()
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], **TOL)
 
 
 def test_two_ranks_train_the_model_one_process_trains_and_only_rank_0_writes(toy, tmp_path, monkeypatch):
-    # a batch of 63 splits 31 / 32 rows; sampled negatives and same-type masks ride along
-    s = settings(batch_size=63, sampled_negatives=16, negatives_same_type=True)
+    # a batch of 63 splits 31 / 32 rows; sampled negatives, same-type masks and an ensemble of 2
+    # (each member trained by both ranks in turn) ride along
+    s = settings(batch_size=63, sampled_negatives=16, negatives_same_type=True, ensemble=2)
     one, two = copy_run(toy, tmp_path / "one"), copy_run(toy, tmp_path / "two")
     twotower_stage.run(one, s, **QUIET)
     monkeypatch.setenv(SPY_DIR, str(tmp_path))
@@ -71,19 +72,22 @@ def test_two_ranks_train_the_model_one_process_trains_and_only_rank_0_writes(toy
         [r["train_loss"] for r in curve2], [r["train_loss"] for r in curve1], rtol=1e-5
     )
     assert info["best_epoch"] == read_json(one / "manifest.json")["stages"]["train-2t"]["best_epoch"]
-    assert_same_model(one, two)
+    assert_same_model(one, two, "best.pt")  # the ensemble: both members' best epochs
+    for j in range(2):
+        assert_same_model(one, two, f"members/{j}/checkpoint.pt")
     np.testing.assert_allclose(
         np.load(two / "twotower/item_vectors.npy"), np.load(one / "twotower/item_vectors.npy"), **TOL
     )
     # not trivially equal: training moved the weights far beyond the tolerance
-    init = new_model(load_training_data(one, s), s.twotower).state_dict()
-    assert max(float((weights(two)[k] - init[k]).abs().max()) for k in init) > 100 * TOL["atol"]
+    init = new_model(load_training_data(one, s), s.twotower).state_dict()  # member 0's seed
+    trained = weights(two, "members/0/checkpoint.pt")
+    assert max(float((trained[k] - init[k]).abs().max()) for k in init) > 100 * TOL["atol"]
 
     # the spy saw both ranks: rank 0 wrote the stage's files, rank 1 nothing at all
     rank0 = json.loads((tmp_path / "rank0.json").read_text())
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
     assert rank1 == []
-    for name in ("checkpoint.pt", "best.pt", "curve.json", "features.json", "item_vectors.npy"):
+    for name in ("best.pt", "curve.json", "features.json", "item_vectors.npy", "members/1/checkpoint.pt"):
         assert f"atomic {two / 'twotower' / name}" in rank0, name
     assert f"atomic {two / 'manifest.json'}" in rank0
     assert two.manifest()["stages"]["train-2t"]["n_train_pairs"] > 0
@@ -122,6 +126,10 @@ def test_a_killed_rank_is_a_clear_error_and_resume_finishes_the_unbroken_model(
     assert "train-2t" not in broken.manifest().get("stages", {})
 
     monkeypatch.delenv(FAIL_AT_ENV)
+    # the checkpoint is the bare model's: one process resumes what two ranks began
+    single = copy_run(broken, tmp_path / "single")
+    twotower_stage.run(single, settings(), resume=True, **QUIET)
+    assert_same_model(unbroken, single)
     code, out, err = cli("train-2t", "--run", broken.root, "--nproc", 2, "--resume", "--no-progress")
     assert code == 0, err
     curve = read_json(broken / "twotower/curve.json")

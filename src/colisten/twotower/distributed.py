@@ -4,7 +4,7 @@
 (c10d rendezvous on 127.0.0.1, a free port); on a cluster torchrun starts the same worker:
 
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \\
-        -m colisten.twotower.distributed --run RUN [--resume]
+        -m colisten.twotower.distributed RUN [--resume]
 
 Every rank builds the training data itself (deterministic, checked across ranks) and runs the
 train-2t stage; rank 0 alone writes artifacts and the manifest. Backend: gloo on CPU, nccl on
@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     from colisten.rundir import RunDir
 
     p = argparse.ArgumentParser(prog="python -m colisten.twotower.distributed", description=main.__doc__)
-    p.add_argument("--run", required=True, help="run directory (on storage every node reads)")
+    # RUN is positional: torchrun would take an option `--run` for its own `--run-path`
+    p.add_argument("run", help="run directory (on storage every node reads)")
     p.add_argument("--config", help="TOML settings (default: the run's)")
     p.add_argument("--epochs", type=int, help="override twotower.epochs")
     p.add_argument("--resume", action="store_true", help="continue from RUN/twotower/checkpoint.pt")

@@ -310,7 +310,7 @@ def train_two_tower(
             optimizer.step()
             total += float(loss.detach()) * len(b) / world  # a rank's share: world * its sum / len(b)
             seen += len(b)
-            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{total * world / seen:.4f}", refresh=False)  # rank 0's rows' mean
         if ddp is not None:  # the ranks' shares add up to the global batches' losses
             summed = torch.tensor([total], dtype=torch.float64, device=device)
             torch.distributed.all_reduce(summed)
