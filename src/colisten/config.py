@@ -418,7 +418,13 @@ class TwoTowerConfig(_Section):
         description="Softmax temperature over the cosine scores of the L2-normalised towers (OPEN; "
         "0.05 is a common choice).",
     )
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate (paper: 1e-3).")
+    lr: float = Field(
+        1e-3,
+        gt=0,
+        description="Adam learning rate (paper: 1e-3). Not scaled with `train-2t --nproc N`: the "
+        "global batch and its gradient are the same for any N. A larger batch_size is another model "
+        "(more in-batch negatives): scaling lr with it (linear rule) is a start to tune from.",
+    )
     weight_decay: float = Field(
         0.0,
         ge=0,
@@ -426,7 +432,13 @@ class TwoTowerConfig(_Section):
         "paper's plain Adam. A regulariser for the learned item vectors, which overfit sooner with "
         "fold labels.",
     )
-    batch_size: int = Field(128, ge=2, description="Rows per batch = in-batch negatives + 1 (paper: 128).")
+    batch_size: int = Field(
+        128,
+        ge=2,
+        description="Rows per batch = in-batch negatives + 1 (paper: 128). Global: with `train-2t "
+        "--nproc N` each DDP rank encodes batch_size / N of the rows, and every row's softmax still "
+        "spans the whole batch (item vectors all-gathered), so N ranks train what one process does.",
+    )
     epochs: int = Field(10, ge=1, description="Training epochs (paper: 10).")
     device: str = Field("auto", description="auto = cuda if available, else cpu.")
     seed: int = Field(0, description="Seeds initialisation, the validation split and batch order.")

@@ -25,12 +25,19 @@ def train_2t(
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/twotower/checkpoint.pt."),
     epochs: int | None = typer.Option(None, "--epochs", help="Override twotower.epochs."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        help="Data-parallel processes (DDP ranks, started by torch's elastic launcher; gloo on CPU, "
+        "nccl on CUDA). Each takes a slice of every batch; 1 = one plain process.",
+    ),
 ) -> None:
     """Train the two-tower model (user and item towers) on the run's history.
 
     Labels are the last `twotower.label_days` of the history window, user features come from
     the events before them (no leakage; the hold-out is never read). Writes RUN/twotower:
-    checkpoint.pt, best.pt, features.json, curve.json and item_vectors.npy.
+    checkpoint.pt, best.pt, features.json, curve.json and item_vectors.npy. With --nproc N,
+    N processes train the same model as one (same global batches); rank 0 writes.
     """
     from colisten.rundir import RunDir
     from colisten.twotower import stage as twotower_stage
@@ -41,7 +48,12 @@ def train_2t(
         if epochs < 1:
             raise InputFileError(f"--epochs must be at least 1 (got {epochs})")
         settings.twotower.epochs = epochs
-    info = twotower_stage.run(rd, settings, resume=resume, progress=progress, log=typer.echo)
+    if nproc != 1:
+        from colisten.twotower.distributed import launch
+
+        info = launch(rd.root, settings, nproc, resume=resume, progress=progress)
+    else:
+        info = twotower_stage.run(rd, settings, resume=resume, progress=progress, log=typer.echo)
     typer.echo(
         f"two-tower model: best epoch {_epochs(info['best_epoch'])} (validation loss "
         f"{info['best_val_loss']:.4f}); "

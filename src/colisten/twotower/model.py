@@ -249,6 +249,8 @@ def in_batch_softmax_loss(
     temperature: float,
     bias: torch.Tensor | None = None,
     exclude: torch.Tensor | None = None,
+    first_row: int = 0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Softmax over the batch's items for each (user, positive item) row, corrected by log frequency.
 
@@ -262,18 +264,22 @@ def in_batch_softmax_loss(
     Column r < rows is row r's positive; columns past the rows are extra sampled negatives
     (mixed negative sampling), `log_frequency` then being each column's log expected count.
     `exclude` [rows, columns]: further columns that are not negatives of a row (e.g. another type).
+
+    `first_row`: the rows are the batch's rows first_row, first_row + 1, ... (one DDP rank's slice
+    of a global batch whose item vectors were all-gathered): row r's positive is column
+    first_row + r. `reduction` as in F.cross_entropy ("sum" lets the ranks' shares add up).
     """
+    rows = len(user_vectors)
     logits = user_vectors @ item_vectors.T / temperature - log_frequency[None, :]
     if bias is not None:
         logits = logits + bias
-    same = item_index[None, :] == item_index[: len(user_vectors), None]
-    same.fill_diagonal_(False)
+    same = item_index[None, :] == item_index[first_row : first_row + rows, None]
     if exclude is not None:
         same |= exclude
-        same.fill_diagonal_(False)
+    own = torch.arange(rows, device=logits.device)
+    same[own, own + first_row] = False  # a row's own positive is never masked
     logits = logits.masked_fill(same, float("-inf"))
-    target = torch.arange(len(user_vectors), device=logits.device)
-    return F.cross_entropy(logits, target)
+    return F.cross_entropy(logits, own + first_row, reduction=reduction)
 
 
 # --- inference: retrieval vectors of whole feature tables, and a saved model -----------------------

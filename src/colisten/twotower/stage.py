@@ -24,7 +24,17 @@ def run(
     rd: RunDir, settings: Settings, *, resume: bool = False, progress: bool = False, log: Log = quiet
 ) -> dict[str, Any]:
     """Train on the run's history and write RUN/twotower (model, features.json, item_vectors.npy);
-    recorded in the manifest as `train-2t`, and what it recorded is returned."""
+    recorded in the manifest as `train-2t`, and what it recorded is returned.
+
+    Under DDP (colisten.twotower.distributed) every rank calls this; ranks other than 0 train
+    beside rank 0 and write nothing (no manifest, no folder), returning {}."""
+    from colisten.twotower.ddp import rank_and_world
+
+    if rank_and_world()[0] != 0:
+        data = load_training_data(rd, settings)
+        out_dir = rd.root / artifacts.TWOTOWER_MODEL.folder
+        train_ensemble(data, settings.twotower, out_dir, resume=resume, progress=False, log=quiet)
+        return {}
     with rd.stage("train-2t") as info:
         info.update(_train(rd, settings, resume=resume, progress=progress, log=log))
     return info

@@ -6,6 +6,7 @@ twotower/model.py.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,52 @@ class _Tensors:
             user_vecs, item_vecs, i, self.log_frequency[i], self.temperature, bias, exclude
         )
 
+    def sharded_batch_loss(
+        self, model, pairs: np.ndarray, negatives: np.ndarray | None, rank: int, world: int
+    ):
+        """This DDP rank's share of batch_loss over the whole global batch `pairs`.
+
+        The rank encodes only its contiguous slice of rows (users and their positives); the
+        positives' vectors of every rank are all-gathered with their gradients, so each row's
+        softmax spans all len(pairs) columns as in one process. The sampled negatives are encoded
+        on every rank (each uses them for its rows only). The share is sum / len(pairs) * world:
+        DDP's mean of the ranks' gradients is then the gradient of the global batch's mean loss.
+        """
+        import torch
+        import torch.nn.functional as F
+        from torch.distributed.nn.functional import all_gather
+
+        from colisten.twotower.model import in_batch_softmax_loss
+
+        n = len(pairs)
+        bounds = [r * n // world for r in range(world + 1)]
+        sizes = np.diff(bounds)
+        lo, hi = bounds[rank], bounds[rank + 1]
+        i = torch.from_numpy(pairs[:, 1]).to(self.device)
+        u = torch.from_numpy(pairs[lo:hi, 0]).to(self.device)
+        mine = i[lo:hi]
+        history = history_bag(*self.history, u) if model.id_dim else None
+        user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
+        own = model.encode_items(self.item_dense[mine], self.item_cat[mine], mine)
+        # all_gather needs one shape on every rank: pad the slices to the largest, then cut
+        parts = all_gather(F.pad(own, (0, 0, 0, int(sizes.max()) - len(own))))
+        item_vecs = torch.cat([p[:s] for p, s in zip(parts, sizes, strict=True)])
+        if negatives is not None:
+            neg = torch.from_numpy(negatives).to(self.device)
+            extra = model.encode_items(self.item_dense[neg], self.item_cat[neg], neg)
+            item_vecs = torch.cat([item_vecs, extra])
+            i = torch.cat([i, neg])
+        item_type = self.item_cat[i, 2]
+        bias = None
+        if model.popularity_prior:
+            pop = self.window_log_popularity[self.row_window[u][:, None], i[None, :]]
+            bias = model.popularity_bias(pop, item_type[None, :])
+        exclude = item_type[None, :] != item_type[lo:hi, None] if self.same_type else None
+        loss = in_batch_softmax_loss(
+            user_vecs, item_vecs, i, self.log_frequency[i], self.temperature, bias, exclude, lo, "sum"
+        )
+        return loss * (world / n)
+
 
 def validation_metrics(model, data: TrainingData, cfg: TwoTowerConfig, device: str = "cpu") -> dict[str, Any]:
     """Held-out users' label-window pairs: in-batch loss and HR@10 per item type (full ranking).
@@ -188,8 +235,13 @@ def train_two_tower(
     import torch
     from tqdm import tqdm
 
+    from colisten.twotower.ddp import ShardLoss, check_same_data, fail_here, rank_and_world
+
     out_dir = Path(out_dir)
+    rank, world = rank_and_world()
     device = resolve_device(cfg.device, "twotower.device")
+    if world > 1 and device.startswith("cuda"):  # one GPU per rank on its node
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     model = new_model(data, cfg).to(device)
     # fused: one kernel over all parameters. On CPU a step of the id_dim=64 model takes 0.69x the time
     # of the default (foreach) Adam, less than the id_dim=0 model took with it (bench/twotower_step.py)
@@ -225,24 +277,46 @@ def train_two_tower(
         else:
             log(f"no checkpoint at {ckpt_path}: training from scratch")
 
+    ddp = None
+    if world > 1:  # after the checkpoint is loaded: every rank starts from the same state
+        from torch.nn.parallel import DistributedDataParallel
+
+        check_same_data(fingerprint, data.train_pairs)
+        ids = [torch.device(device).index] if device.startswith("cuda") else None
+        # the model's buffers are constants (item types): synced once at init, not every step
+        ddp = DistributedDataParallel(ShardLoss(model, tensors), device_ids=ids, forward_sync_buffers=False)
+
     n = len(data.train_pairs)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
+        # the global batches are the same whatever the number of ranks: a function of (seed, epoch)
         order = np.random.default_rng([cfg.seed, 0, epoch]).permutation(n)
         batches = [order[s : s + cfg.batch_size] for s in range(0, n, cfg.batch_size)]
-        batches = [b for b in batches if len(b) >= 2]
+        batches = [b for b in batches if len(b) >= max(2, world)]  # every rank gets a row
         negatives = sampled_negatives(cfg, data.space.n_items, len(batches), 3, epoch)
         total, seen = 0.0, 0
-        bar = tqdm(batches, desc=f"2T epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        show = progress and rank == 0
+        bar = tqdm(batches, desc=f"2T epoch {epoch + 1}/{cfg.epochs}", disable=not show, leave=False)
         for k, b in enumerate(bar):
-            loss = tensors.batch_loss(model, data.train_pairs[b], None if negatives is None else negatives[k])
+            neg = None if negatives is None else negatives[k]
+            if ddp is None:
+                loss = tensors.batch_loss(model, data.train_pairs[b], neg)
+            else:
+                fail_here(rank, epoch, k, len(batches))
+                loss = ddp(data.train_pairs[b], neg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(b)
+            total += float(loss.detach()) * len(b) / world  # a rank's share: world * its sum / len(b)
             seen += len(b)
-            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{total * world / seen:.4f}", refresh=False)  # rank 0's rows' mean
+        if ddp is not None:  # the ranks' shares add up to the global batches' losses
+            summed = torch.tensor([total], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(summed)
+            total = float(summed.item())
+            if rank != 0:  # rank 0 alone validates and writes; the others go on to the next epoch
+                continue
         val = validation_metrics(model, data, cfg, device)
         row = {
             "epoch": epoch + 1,
@@ -279,6 +353,8 @@ def train_two_tower(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}, val loss {vl}, "
             f"HR@10 {hr} {timing}"
         )
+    if rank != 0:
+        return {"epochs": cfg.epochs - start_epoch, "best_epoch": None, "best_val_loss": None, "curve": []}
     best_path = artifacts.TWOTOWER_MODEL.within(out_dir)
     if not best_path.exists():  # zero epochs left and no best saved: keep the last model
         save_torch_atomic(best_path, {"model": model.state_dict(), "model_config": model.config})
@@ -302,11 +378,18 @@ def train_ensemble(
     """train_two_tower itself for one member; for twotower.ensemble = k, member j (seed + j) trains
     into out_dir/members/j (its own checkpoint, best.pt and curve: `--resume` continues each) and
     out_dir/best.pt holds them all as one TwoTowerEnsemble; curve.json is the members' mean."""
+    from colisten.twotower.ddp import rank_and_world
     from colisten.twotower.model import TwoTowerEnsemble
 
     out_dir = Path(out_dir)
     if cfg.ensemble == 1:
         return train_two_tower(data, cfg, out_dir, resume=resume, progress=progress, log=log)
+    if rank_and_world()[0] != 0:  # a DDP rank beside rank 0: train each member, write nothing
+        for j in range(cfg.ensemble):
+            member_cfg = cfg.model_copy(update={"seed": cfg.seed + j, "ensemble": 1})
+            member_dir = artifacts.TWOTOWER_MEMBER.within(out_dir, member=j)
+            train_two_tower(data, member_cfg, member_dir, resume=resume, progress=False, log=log)
+        return {}
     summaries, members = [], []
     for j in range(cfg.ensemble):
         log(f"ensemble member {j + 1}/{cfg.ensemble} (seed {cfg.seed + j})")
