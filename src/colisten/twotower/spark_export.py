@@ -80,7 +80,7 @@ def write_recommendations_spark(
     work = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
     work.mkdir()
     try:
-        users_file = work / "users.parquet"
+        users_file = work / "requested-users.parquet"  # the job's input, not a run artifact
         pq.write_table(pa.table({"user_id": pa.array(ids.tolist(), pa.string())}), users_file)
         parts = work / "parts"
         _job(spark, recommender, users_file, list(item_types), k, settings).write.parquet(str(parts))
