@@ -301,6 +301,9 @@ def load_bundle(
         rd.require(artifacts.HISTORY), columns=["user_id", "item_id", "event", "timestamp"]
     )
     users = UserStore.build(rec.users, history, catalogue)
+    # the recommender's batch path (reference features, the fast path's check) reads the same
+    # history: hand it this table instead of a second read and sort of the Parquet file
+    rec.use_history(history)
     del history
 
     graph = None
