@@ -103,15 +103,21 @@ class _Tensors:
         history = history_bag(*self.history, u) if model.id_dim else None
         user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
         item_vecs = model.encode_items(self.item_dense[i], self.item_cat[i], i)
-        item_type = self.item_cat[i, 2]
-        bias = None
-        if model.popularity_prior:  # [rows, items]: each column's prior as of each row's window
-            pop = self.window_log_popularity[self.row_window[u][:, None], i[None, :]]
-            bias = model.popularity_bias(pop, item_type[None, :])
-        exclude = item_type[None, :] != item_type[: len(u), None] if self.same_type else None
+        bias, exclude = self._prior_and_mask(model, u, i, slice(0, len(u)))
         return in_batch_softmax_loss(
             user_vecs, item_vecs, i, self.log_frequency[i], self.temperature, bias, exclude
         )
+
+    def _prior_and_mask(self, model, u, i, rows: slice):
+        """The popularity prior [rows, columns] (each column's as of each row's window) and the
+        same-type mask of the rows' columns; `rows`: which columns are the rows' positives."""
+        item_type = self.item_cat[i, 2]
+        bias = None
+        if model.popularity_prior:
+            pop = self.window_log_popularity[self.row_window[u][:, None], i[None, :]]
+            bias = model.popularity_bias(pop, item_type[None, :])
+        exclude = item_type[None, :] != item_type[rows, None] if self.same_type else None
+        return bias, exclude
 
     def sharded_batch_loss(
         self, model, pairs: np.ndarray, negatives: np.ndarray | None, rank: int, world: int
@@ -148,12 +154,7 @@ class _Tensors:
             extra = model.encode_items(self.item_dense[neg], self.item_cat[neg], neg)
             item_vecs = torch.cat([item_vecs, extra])
             i = torch.cat([i, neg])
-        item_type = self.item_cat[i, 2]
-        bias = None
-        if model.popularity_prior:
-            pop = self.window_log_popularity[self.row_window[u][:, None], i[None, :]]
-            bias = model.popularity_bias(pop, item_type[None, :])
-        exclude = item_type[None, :] != item_type[lo:hi, None] if self.same_type else None
+        bias, exclude = self._prior_and_mask(model, u, i, slice(lo, hi))
         loss = in_batch_softmax_loss(
             user_vecs, item_vecs, i, self.log_frequency[i], self.temperature, bias, exclude, lo, "sum"
         )
