@@ -40,6 +40,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def replace_dir(fresh: str | Path, target: str | Path) -> None:
+    """Rename the finished directory `fresh` onto `target`, replacing whatever is there (a folder,
+    a file or a link): the old one is moved aside first (a rename cannot replace a non-empty
+    folder), then removed, so no stale file of it survives beside the new one."""
+    import shutil
+    import uuid
+
+    fresh, target = Path(fresh), Path(target)
+    if not (target.exists() or target.is_symlink()):
+        os.replace(fresh, target)
+        return
+    stale = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    os.replace(target, stale)
+    os.replace(fresh, target)
+    if stale.is_dir() and not stale.is_symlink():
+        shutil.rmtree(stale, ignore_errors=True)
+    else:
+        stale.unlink()
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

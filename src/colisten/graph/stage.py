@@ -17,7 +17,7 @@ from colisten.config import Settings
 from colisten.console import Log, quiet
 from colisten.graph.build import Progress, build_co_listening_graph
 from colisten.graph.store import CoListeningGraph
-from colisten.io import read_json, write_json_atomic, write_parquet_atomic
+from colisten.io import read_json, replace_dir, write_json_atomic, write_parquet_atomic
 from colisten.rundir import RunDir
 
 
@@ -99,14 +99,9 @@ def run(
 def _replace_dir(target: Path, write) -> None:
     """Write a directory beside `target` and swap it in, so no stale relation file survives a rebuild."""
     fresh = target.with_name(f".{target.name}.new")
-    stale = target.with_name(f".{target.name}.old")
-    for d in (fresh, stale):
-        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(fresh, ignore_errors=True)
     write(fresh)
-    if target.exists():
-        os.replace(target, stale)
-    os.replace(fresh, target)
-    shutil.rmtree(stale, ignore_errors=True)
+    replace_dir(fresh, target)
 
 
 def describe_graph(run: str | Path | RunDir) -> dict[str, Any]:

@@ -17,7 +17,6 @@ consumed-item filter. Spark only moves data:
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
@@ -30,6 +29,7 @@ import pandas as pd
 from colisten import artifacts
 from colisten.config import Settings
 from colisten.errors import ColistenError
+from colisten.io import replace_dir
 from colisten.twotower.recommender import (
     TwoTowerRecommender,
     check_export,
@@ -85,7 +85,9 @@ def write_recommendations_spark(
         parts = work / "parts"
         _job(spark, recommender, users_file, list(item_types), k, settings).write.parquet(str(parts))
         rows = ds.dataset(parts, format="parquet").count_rows()
-        _replace(parts, out)
+        for junk in list(parts.glob(".*.crc")):  # Hadoop's checksums of the parts
+            junk.unlink()
+        replace_dir(parts, out)  # a previous export there is replaced
     except Exception as e:
         if isinstance(e, ColistenError):
             raise
@@ -210,22 +212,6 @@ def _score(rec: TwoTowerRecommender, rows: pd.DataFrame, item_types: Sequence[st
             continue
         rec.use_history(chunk[~wanted])
         yield recommendation_rows(rec, np.asarray(ids, dtype=object), item_types, k)
-
-
-def _replace(parts: Path, out: Path) -> None:
-    """Move the finished parts onto `out` (a previous export there is replaced)."""
-    for junk in list(parts.glob(".*.crc")):
-        junk.unlink()
-    if out.exists() or out.is_symlink():
-        old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-        os.replace(out, old)
-        os.replace(parts, out)
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink()
-    else:
-        os.replace(parts, out)
 
 
 def _short(e: Exception) -> str:
