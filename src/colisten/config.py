@@ -627,6 +627,12 @@ class TuneConfig(_Section):
     item_type: str | None = Field(
         None, description="Item type the metric is computed on (default None = data.target_type)."
     )
+    choose: Literal["significant", "best"] = Field(
+        "significant",
+        description="Which trial wins: 'significant' (default) = the configured settings unless a "
+        "trial beats them with a paired bootstrap 95% interval above 0 (then the best of those); "
+        "'best' = the highest validation score, however small its lead.",
+    )
     cold_share: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
         "auto",
         description="Share of the validation split's warm target-type users made cold (their "

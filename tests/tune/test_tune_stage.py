@@ -147,7 +147,17 @@ def test_every_trial_is_recorded_and_the_best_is_chosen(tuned):
         assert len(trials) == 3
         assert trials[0]["overrides"] == {k: get_setting(settings, k) for k in SEARCH_SPACES[model]}
         scores = [t["metrics"]["all"]["hr@10"] for t in trials]
-        assert m["chosen_trial"] == int(np.argmax(scores))  # argmax = first of the best on ties
+        # [tune] choose = significant: the configured settings unless a trial's paired gain is
+        # above 0 with 95% confidence, then the best of those (argmax: the first on ties)
+        assert m["rule"] == "significant" and set(m["gains"]) == {"1", "2"}
+        eligible = [0] + [i for i in (1, 2) if m["gains"][str(i)][1] > 0]
+        assert m["chosen_trial"] == max(eligible, key=lambda i: (scores[i], -i))
+        for i in (1, 2):  # the recorded gain is the per-user difference of the trials' values
+            per_user = [t["per_user"] for t in (trials[0], trials[i])]
+            assert per_user[0]["user_id"] == per_user[1]["user_id"]
+            diff = np.mean(np.subtract(per_user[1]["value"], per_user[0]["value"]))
+            assert m["gains"][str(i)][0] == pytest.approx(diff)
+            assert np.mean(per_user[1]["value"]) == pytest.approx(scores[i])
         assert m["chosen"] == trials[m["chosen_trial"]]["overrides"]
         assert m["validation"] == trials[m["chosen_trial"]]["metrics"]
     assert load_tuning(rd.root) == json.loads((rd / "tune" / "tuning.json").read_text())
@@ -213,3 +223,30 @@ def test_short_history_cannot_be_carved(tuned, tmp_path: Path):
     short = settings.model_copy(update={"data": settings.data.model_copy(update={"history_days": 14})})
     with pytest.raises(ColistenError, match="history_days"):
         tune_models(rd, short)
+
+
+def _trial(values: list[float], users: list[str] | None = None) -> dict:
+    users = users or [f"u{i}" for i in range(len(values))]
+    return {
+        "model": "ALS",
+        "overrides": {"n": len(values)},
+        "metrics": {"all": {"hr@10": float(np.mean(values))}},
+        "per_user": {"metric": "hr@10", "user_id": users, "segment": ["warm"] * len(users), "value": values},
+    }
+
+
+def test_a_trial_replaces_the_configured_settings_only_on_evidence():
+    from colisten.tune.search import _choose
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2, 300).astype(float)
+    lucky = base.copy()
+    lucky[rng.choice(np.flatnonzero(base == 0), 6, replace=False)] = 1  # +0.02: noise-sized
+    lucky[rng.choice(np.flatnonzero(base == 1), 2, replace=False)] = 0
+    better = np.maximum(base, rng.random(300) < 0.3)  # +0.15 and never worse: real
+    trials = [_trial(base.tolist()), _trial(lucky.tolist()), _trial(better.tolist())]
+    picked = _choose(trials[:2], "hr@10", "all", "significant")
+    assert picked["chosen_trial"] == 0 and picked["gains"]["1"][1] <= 0 < picked["gains"]["1"][0]
+    assert _choose(trials[:2], "hr@10", "all", "best")["chosen_trial"] == 1  # the old rule: any lead
+    assert _choose(trials, "hr@10", "all", "significant")["chosen_trial"] == 2
+    assert _choose(trials, "hr@10", "cold", "significant")["chosen_trial"] == 0  # no cold users: no evidence

@@ -2,8 +2,11 @@
 
 For each tuned model, each trial's settings (tune/spaces.py) are fitted on the validation inputs
 and scored on the validation truth with the evaluation harness (same filtering and metrics as the
-hold-out); the best trial by `[tune] metric` on `[tune] segment` of the tuned item type wins (ties:
-the earlier trial, so the run's own settings win a tie). Each trial is recorded in
+hold-out). `[tune] choose = "significant"` (default): a trial replaces the run's own settings (trial
+1) only when its paired bootstrap 95% interval of (trial - own) `[tune] metric` on `[tune] segment`
+of the tuned item type lies above 0, and the best of those wins; a validation split scores a few
+hundred users, so the best of eight trials is mostly the luckiest, and its lead vanishes on the
+hold-out. "best": the best trial (ties: the earlier). Each trial is recorded in
 RUN/tune/trials/MODEL/N/trial.json as soon as it ends, so an interrupted tuning resumes where it
 stopped; RUN/tune/tuning.json holds every trial and the choice.
 
@@ -85,27 +88,63 @@ def tune_models(
         candidates = trial_overrides(model, vsettings, cfg.trials, cfg.seed)
         for i, overrides in enumerate(candidates):
             trial_dir = artifacts.TUNE_TRIAL.at(run, model=_slug(model), key=str(i))
-            result = _run_trial(model, overrides, trial_dir, val, vsettings, data, run.root, item_type, vkey)
+            result = _run_trial(
+                model, overrides, trial_dir, val, vsettings, data, run.root, item_type, vkey, metric
+            )
             trials.append(result)
             score = result["metrics"].get(cfg.segment, {}).get(metric)
             shown = "n/a" if score is None else f"{score:.4f}"
             log(f"tune {model} {i + 1}/{len(candidates)}: {metric} {shown} ({result['seconds']:.1f} s)")
-        out["models"][model] = _choose(trials, metric, cfg.segment)
+        out["models"][model] = _choose(trials, metric, cfg.segment, cfg.choose, cfg.seed)
     write_json_atomic(artifacts.TUNING.at(run), out)
     return out
 
 
-def _choose(trials: list[dict[str, Any]], metric: str, segment: str) -> dict[str, Any]:
+def _choose(
+    trials: list[dict[str, Any]], metric: str, segment: str, rule: str = "best", seed: int = 0
+) -> dict[str, Any]:
+    """The chosen trial (see the module docstring); with "significant", each trial's paired gain
+    over trial 0 [mean, 95% low, high] is recorded under "gains"."""
     scores = [t["metrics"].get(segment, {}).get(metric) for t in trials]
     scored = [i for i, s in enumerate(scores) if s is not None]
+    gains: dict[str, list[float]] = {}
+    if rule == "significant" and scored and scored[0] == 0:
+        for i in scored[1:]:
+            gains[str(i)] = paired_gain(trials[0], trials[i], segment, seed)
+        scored = [0] + [i for i in scored[1:] if gains[str(i)][1] > 0]
     best = max(scored, key=lambda i: (scores[i], -i)) if scored else 0
-    return {
+    out = {
         "chosen": trials[best]["overrides"],
         "chosen_trial": best,
         "validation": trials[best]["metrics"],
+        "rule": rule,
         "trials": trials,
         "space": SEARCH_SPACES[trials[best]["model"]],
     }
+    if gains:
+        out["gains"] = gains
+    return out
+
+
+def paired_gain(base: dict[str, Any], other: dict[str, Any], segment: str, seed: int) -> list[float]:
+    """[mean, 2.5%, 97.5%] of other - base over the users both scored (in `segment`): 2000 seeded
+    bootstrap resamples of the users."""
+    import numpy as np
+
+    def values(trial: dict[str, Any]) -> dict[str, float]:
+        u = trial["per_user"]
+        keep = [segment in ("all", s) for s in u["segment"]]
+        return {uid: v for uid, v, k in zip(u["user_id"], u["value"], keep, strict=True) if k}
+
+    a, b = values(base), values(other)
+    users = sorted(set(a) & set(b))
+    if not users:
+        return [0.0, 0.0, 0.0]
+    d = np.array([b[u] - a[u] for u in users])
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(2000, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return [float(d.mean()), float(lo), float(hi)]
 
 
 def _run_trial(
@@ -118,6 +157,7 @@ def _run_trial(
     run_root: Path,
     item_type: str,
     source_key: str,
+    metric: str,
 ) -> dict[str, Any]:
     """Fit `model` with `overrides` on the validation inputs and score it (or reuse a finished trial
     of the same model, settings and data)."""
@@ -128,14 +168,17 @@ def _run_trial(
     record = trial_dir / "trial.json"
     if record.exists():
         done = read_json(record)
-        if {k: done.get(k) for k in identity} == json.loads(json.dumps(identity)):
+        same = {k: done.get(k) for k in identity} == json.loads(json.dumps(identity))
+        if same and done.get("per_user", {}).get("metric") == metric:
             return done
     t0 = time.perf_counter()
     trial = _trial_run(trial_dir, val, settings)
     if model == "2T-HGNN":
         _train_chain(trial, settings, run_root, source_key)
     models = build_models(trial.root, settings, [model])
-    metrics, _ = evaluate(data, models, settings, bootstrap=0)
+    frames: list[Any] = []
+    metrics, _ = evaluate(data, models, settings, bootstrap=0, per_user=frames)
+    users = next((f for f in frames if len(f) and f["item_type"].iloc[0] == item_type), None)
     per_segment = {
         segment: {
             k: v for k, v in rows[model].items() if isinstance(v, float | int) and not isinstance(v, bool)
@@ -146,6 +189,13 @@ def _run_trial(
     result = {
         **identity,
         "metrics": per_segment,
+        # each user's metric value, for the paired comparison of trials ([tune] choose)
+        "per_user": {
+            "metric": metric,
+            "user_id": [] if users is None else users["user_id"].astype(str).tolist(),
+            "segment": [] if users is None else users["segment"].astype(str).tolist(),
+            "value": [] if users is None else users[metric].astype(float).tolist(),
+        },
         "seconds": round(time.perf_counter() - t0, 3),
     }
     write_json_atomic(record, result)
