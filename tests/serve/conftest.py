@@ -18,7 +18,7 @@ import pytest
 from colisten.config import Settings
 
 
-def _train_toy_run(root: Path, seed: int) -> Path:
+def _train_toy_run(root: Path, seed: int, **twotower) -> Path:
     from toy_run import write_toy_run
 
     from colisten.graph import stage as graph_stage
@@ -29,6 +29,8 @@ def _train_toy_run(root: Path, seed: int) -> Path:
     settings.twotower.epochs = 2
     settings.twotower.tower_dims = [64, 32]
     settings.retrieval.recall_queries = 50
+    for name, value in twotower.items():
+        setattr(settings.twotower, name, value)
     run = write_toy_run(root, n_users=240, n_audiobooks=50, n_podcasts=100, seed=seed, settings=settings)
     graph_stage.run(run, settings, describe=False)
     twotower_stage.run(run, settings)
@@ -40,6 +42,12 @@ def _train_toy_run(root: Path, seed: int) -> Path:
 def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained tiny run (graph, HGNN embeddings, two-tower model, ANN indexes)."""
     return _train_toy_run(tmp_path_factory.mktemp("serve_run_a") / "run", seed=0)
+
+
+@pytest.fixture(scope="session")
+def recency_toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny run whose user tower also pools its history by recency."""
+    return _train_toy_run(tmp_path_factory.mktemp("serve_run_r") / "run", seed=0, recency_half_life=5.0)
 
 
 @pytest.fixture(scope="session")

@@ -229,6 +229,27 @@ def test_the_module_free_tower_equals_the_modules_bit_for_bit(toy_bundle):
         assert fast.dtype == modules.dtype and np.array_equal(fast, modules)
 
 
+def test_a_recency_model_serves_through_the_fast_paths_as_the_batch_path_scores(recency_toy_run):
+    """twotower.recency_half_life: the real-time features carry the recency weights, the module-free
+    tower pools them bit for bit, and a known user's vector equals `colisten recommend`'s."""
+    from colisten.serve.state import load_bundle
+
+    bundle = load_bundle(recency_toy_run)
+    assert bundle.realtime is not None and bundle.tower is not None  # both passed their checks
+    model = bundle.recommender.model
+    assert all(m.history_recency for m in getattr(model, "members", [model]))
+    for u in range(0, len(bundle.users), 11):
+        q = bundle.known_user_query(u)
+        f = bundle.realtime.compute(
+            q.items, q.kinds, bundle.user_categorical[u], bundle.user_taste[u], q.timestamps
+        )
+        assert len(f.history) == 3
+        fast, modules = bundle.tower(f), bundle.module_user_vector(f)
+        assert np.array_equal(fast, modules)
+        batch = bundle.recommender.user_vectors([bundle.users.user_ids[u]])[0]
+        np.testing.assert_allclose(bundle.user_vector(q), batch, rtol=0, atol=1e-6)  # one row vs a block
+
+
 def test_a_tower_that_drifts_is_caught_at_load_and_the_modules_serve(toy_run, toy_bundle, monkeypatch):
     from colisten.serve import tower
     from colisten.serve.state import load_bundle

@@ -12,10 +12,18 @@ from colisten.twotower.features import build_feature_space, user_features
 
 
 @pytest.mark.parametrize(
-    "use_weak_signals, weak_signals_own_mean",
-    [(True, True), (True, False), (False, True)],
+    "use_weak_signals, weak_signals_own_mean, recency_half_life, recency_means",
+    [
+        (True, True, 0.0, False),
+        (True, False, 0.0, False),
+        (False, True, 0.0, False),
+        (True, True, 3.0, False),
+        (True, True, 3.0, True),
+    ],
 )
-def test_fast_features_equal_the_reference_for_every_user(toy_run, use_weak_signals, weak_signals_own_mean):
+def test_fast_features_equal_the_reference_for_every_user(
+    toy_run, use_weak_signals, weak_signals_own_mean, recency_half_life, recency_means
+):
     items = pq.read_table(toy_run / "data/items.parquet").to_pandas()
     users = pq.read_table(toy_run / "data/users.parquet").to_pandas()
     events = pq.read_table(toy_run / "split/history.parquet").to_pandas()
@@ -31,7 +39,10 @@ def test_fast_features_equal_the_reference_for_every_user(toy_run, use_weak_sign
         age_buckets=[18, 25, 35, 45, 55, 65],
         use_taste_vector=True,
         history_embedding_source="hgnn",
+        recency_half_life=recency_half_life,
+        recency_means=recency_means,
     )
+    assert space.user_dense_dim == user_features(events.iloc[:0], users, ["x"], space).dense.shape[1]
     # an unknown item and an unknown event must be ignored the same way
     extra = pd.DataFrame(
         {
@@ -56,11 +67,14 @@ def test_fast_features_equal_the_reference_for_every_user(toy_run, use_weak_sign
             fast.event_kinds(ev["event"].to_numpy(dtype=object)),
             fast.categorical(age, country),
             fast.taste(u["taste_vector"]),
+            ev["timestamp"].to_numpy(),
         )
         assert np.array_equal(f.dense[0], reference.dense[row]), user_id
         assert np.array_equal(f.categorical[0], reference.categorical[row]), user_id
-        indptr, streamed = reference.history  # the learned item vectors' input (twotower.id_dim)
-        assert np.array_equal(f.history[1], streamed[indptr[row] : indptr[row + 1]]), user_id
+        indptr, *aligned = reference.history  # the learned item vectors' input (twotower.id_dim)
+        assert len(f.history) == 1 + len(aligned)  # items[, recency weights]
+        for got, want in zip(f.history[1:], aligned, strict=True):
+            assert np.array_equal(got, want[indptr[row] : indptr[row + 1]]), user_id
 
 
 def test_a_fast_path_that_drifts_is_caught_at_load_and_replaced(toy_run, monkeypatch, toy_bundle):

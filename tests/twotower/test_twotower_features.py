@@ -137,3 +137,58 @@ def test_dense_width_follows_the_settings(own_mean, weak, width):
     s = space(weak_signals_own_mean=own_mean, use_weak_signals=weak)
     counts = 4 if weak else 2
     assert s.user_dense_dim == width * 4 + counts + 2 + 1
+
+
+def test_recency_weights_halve_every_half_life_items_from_the_last_streamed():
+    """rank 0 = the item streamed last (a re-stream makes an item recent again), ties: larger item
+    index first; weights aligned with the history CSR (items ascending); weak signals not ranked."""
+    s = space(recency_half_life=1.0)
+    ev = events(
+        [
+            ("u1", "a1", "stream", 10),
+            ("u1", "a2", "stream", 12),
+            ("u1", "a1", "stream", 13),  # a1 again: now the newest
+            ("u1", "p1", "stream", 11),
+            ("u1", "p2", "preview", 20),  # weak: not in the history CSR
+            ("u2", "a3", "stream", 5),
+            ("u2", "p2", "stream", 5),  # a tie with a3: p2 (larger index) counts as newer
+        ]
+    )
+    f = user_features(ev, USERS, ["u1", "u2"], s)
+    indptr, items, weights = f.history
+    assert indptr.tolist() == [0, 3, 5]
+    assert items.tolist() == [0, 1, 3, 2, 4]  # a1, a2, p1 | a3, p2
+    assert weights.dtype == np.float32
+    assert weights.tolist() == [1.0, 0.5, 0.25, 0.5, 1.0]
+    # without timestamps, the events' order is their time order: p1 (4th row) is the newest
+    no_time = user_features(ev.drop(columns="timestamp"), USERS, ["u1"], s)
+    assert no_time.history[2].tolist() == [0.5, 0.25, 1.0]
+    assert len(user_features(ev, USERS, ["u1"], space()).history) == 2  # off: no weights
+
+
+def test_csr_helpers_carry_aligned_arrays():
+    from colisten.twotower.features import csr_concat, csr_rows
+
+    a = (np.array([0, 2, 3]), np.array([4, 5, 6]), np.array([0.5, 1.0, 0.25], np.float32))
+    b = (np.array([0, 1]), np.array([7]), np.array([1.0], np.float32))
+    indptr, idx, w = csr_concat([a, b])
+    assert (
+        indptr.tolist() == [0, 2, 3, 4] and idx.tolist() == [4, 5, 6, 7] and w.tolist() == [0.5, 1, 0.25, 1]
+    )
+    indptr, idx, w = csr_rows((indptr, idx, w), [2, 0])
+    assert indptr.tolist() == [0, 1, 3] and idx.tolist() == [7, 4, 5] and w.tolist() == [1, 0.5, 1]
+
+
+def test_recency_means_weigh_each_types_streamed_items_by_recency():
+    """recency_means: per type, sum(w * emb) / sum(w) over the streamed items (weights of the whole
+    history's ranks), placed after the plain means; zeros for a type with no stream."""
+    s = space(recency_half_life=1.0, recency_means=True)
+    ev = events([("u1", "a1", "stream", 10), ("u1", "p1", "stream", 11), ("u1", "a2", "stream", 12)])
+    f = user_features(ev, USERS, ["u1"], s)
+    assert f.dense.shape[1] == s.user_dense_dim == space().user_dense_dim + 2 * 4
+    plain = 2 * 2 * 4  # 2 types x (strong, weak) x d
+    recent = f.dense[0, plain : plain + 8]
+    # ranks: a2 0 (w 1), p1 1 (0.5), a1 2 (0.25)
+    np.testing.assert_allclose(recent[:4], (EMB[1] + 0.25 * EMB[0]) / 1.25, rtol=1e-6)
+    np.testing.assert_allclose(recent[4:], EMB[3], rtol=1e-6)
+    assert not space(recency_means=True).recency_means  # needs a half-life

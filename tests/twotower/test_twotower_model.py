@@ -156,3 +156,20 @@ def test_ensemble_members_must_score_on_one_scale():
     assert TwoTowerEnsemble([member(0.1), member(0.1)]).out_dim == 16
     with pytest.raises(ValueError, match="temperature"):
         TwoTowerEnsemble([member(0.1), member(0.2)])
+
+
+def test_history_recency_adds_the_weighted_mean_of_the_same_learned_vectors():
+    """[mean, sum(w * v) / sum(w)] per row; zeros for an empty history; the weights are required."""
+    model = TwoTowerModel(4, [3], 5, [3], 2, [8, 4], n_items=6, id_dim=3, history_recency=True)
+    torch.nn.init.normal_(model.history_ids.weight)
+    w = model.history_ids.weight.detach()
+    indices, offsets = torch.tensor([0, 4, 1, 3]), torch.tensor([0, 3, 3])
+    weights = torch.tensor([1.0, 0.5, 0.25, 1.0])
+    recent = model._recent_vectors(indices, offsets, weights, 3).detach()
+    expected = torch.stack([(w[0] + 0.5 * w[4] + 0.25 * w[1]) / 1.75, torch.zeros(3), w[3]])
+    torch.testing.assert_close(recent, expected)
+    assert model.user_tower.mlp[0].in_features == 4 + 2 + 2 * 3
+    dense, cat = torch.zeros(3, 4), torch.zeros(3, 1, dtype=torch.long)
+    assert model.encode_users(dense, cat, (indices, offsets, weights)).shape == (3, 4)
+    with pytest.raises(ValueError, match="recency weights"):
+        model.encode_users(dense, cat, (indices, offsets))

@@ -23,6 +23,14 @@ def local_export(rec, tmp_path, users, types, k):
     return pd.read_parquet(path).sort_values(KEY, ignore_index=True)
 
 
+def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Row for row: users, types, ranks and items exactly; scores to 1e-6 (a batch of one user is
+    scored by a matrix-vector product, a larger one by a matrix product: the last bits differ,
+    scores near 0 then fail any relative tolerance)."""
+    pd.testing.assert_frame_equal(got.drop(columns="score"), want.drop(columns="score"))
+    pd.testing.assert_series_equal(got["score"], want["score"], check_exact=False, rtol=0, atol=1e-6)
+
+
 def test_a_partition_split_mid_user_scores_like_the_local_export(trained_run, rec, tmp_path):
     """What each Spark task runs, without Spark: frames cut inside users' histories, small batches."""
     run, _ = trained_run
@@ -41,7 +49,7 @@ def test_a_partition_split_mid_user_scores_like_the_local_export(trained_run, re
     worker = TwoTowerRecommender.load(run)  # as a Spark worker does (use_history replaces its history)
     tables = list(score_partition(worker, frames, ["audiobook", "podcast"], 6, batch_users=4))
     got = pd.concat([t.to_pandas() for t in tables]).sort_values(KEY, ignore_index=True)
-    pd.testing.assert_frame_equal(got, local_export(rec, tmp_path, users, ["audiobook", "podcast"], 6))
+    assert_same_rows(got, local_export(rec, tmp_path, users, ["audiobook", "podcast"], 6))
 
 
 @pytest.fixture
@@ -82,7 +90,7 @@ def test_spark_export_equals_the_local_export_row_for_row(trained_run, rec, tmp_
     assert f"wrote {len(want)} recommendations for {len(rec.known_users())} users" in stdout
     assert list(got.columns) == list(want.columns)
     assert got.dtypes.to_dict() == want.dtypes.to_dict()
-    pd.testing.assert_frame_equal(got, want)  # the same code on the same users: exact
+    assert_same_rows(got, want)  # the same code on the same users
 
 
 @pytest.mark.spark

@@ -200,10 +200,13 @@ def test_label_folds_label_every_history_stream_once_from_the_other_folds(traine
         rows = np.flatnonzero(data.row_window == k)
         mine = pairs[np.isin(pairs[:, 0], rows)]
         for u in np.unique(mine[:, 0])[:20]:
-            indptr, idx = data.users.history
+            indptr, idx, *_ = data.users.history
             assert not set(idx[indptr[u] : indptr[u + 1]]) & set(mine[mine[:, 0] == u, 1])
         rest = history[label_fold(history, 3, 0) != k - 1]  # every event of the fold's pairs left out
-        expected = user_features(rest, inputs["users"], data.users.user_ids[rows], data.space)
+        # a fold's labels come from any time: its rows weigh every history item alike
+        expected = user_features(
+            rest, inputs["users"], data.users.user_ids[rows], data.space, equal_recency=True
+        )
         # users whose fold holds no label are not rows; the others' features are the rest's
         np.testing.assert_allclose(data.users.dense[rows], expected.dense, rtol=1e-5, atol=1e-6)
 
@@ -273,7 +276,7 @@ def test_cold_copies_train_warm_users_as_cold_ones_too(trained_run, fast):
     ids = data.users.user_ids[copies]
     expected = user_features(stripped, inputs["users"], ids, space)
     np.testing.assert_array_equal(data.users.dense[copies], expected.dense)
-    indptr, items = data.users.history
+    indptr, items, *_ = data.users.history  # (+ recency weights)
     assert not np.isin(items[indptr[n_real] :], np.flatnonzero(space.item_type_codes == target)).any()
     mine = data.train_pairs[data.train_pairs[:, 0] >= n_real]
     assert len(mine) and (space.item_type_codes[mine[:, 1]] == target).all()
@@ -329,3 +332,21 @@ def test_weight_decay_shrinks_the_towers_and_zero_is_plain_adam(trained_run, tmp
     for wd in (0.0, 20.0):
         ckpt = torch.load(tmp_path / f"wd{wd}" / "checkpoint.pt", weights_only=False)
         assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == wd
+
+
+def test_recency_weights_count_back_from_each_label_window_and_random_folds_weigh_alike(trained_run, fast):
+    """recency_half_life: a window row's weights count back from the window's start (the next items
+    follow the last ones); a random fold row predicts items from any time, so all its weights are 1."""
+    run, _ = trained_run
+    data, history, inputs, split = training_data(run, fast(label_folds=3, recency_half_life=5.0))
+    indptr, items, weights = data.users.history
+    row_of = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    in_folds = data.row_window[row_of] >= 1
+    assert (weights[in_folds] == 1).all()
+    window = np.flatnonzero(data.row_window == 0)
+    expected = user_features(
+        history, inputs["users"], data.users.user_ids[window], data.space, as_of=data.label_start
+    )
+    got = [w[indptr[r] : indptr[r + 1]] for r in window for w in [weights]]
+    assert np.array_equal(np.concatenate(got), expected.history[2])
+    assert (expected.history[2] < 1).any()

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from colisten.twotower.features import FeatureSpace, UserFeatures, age_bucket
+from colisten.twotower.features import (
+    FeatureSpace,
+    UserFeatures,
+    age_bucket,
+    recency_mean_weights,
+    recency_weights,
+)
 
 
 def event_kind_map(space: FeatureSpace) -> dict[str, int]:
@@ -64,10 +70,33 @@ class RealtimeUserFeatures:
             out[dim] = 1.0
         return out
 
+    def _weighted_sums(
+        self, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_rows: int
+    ) -> np.ndarray:
+        """features._sparse_weighted of one user's groups, rounded alike. The reference multiplies a
+        CSR matrix by the embeddings: per output row it adds weight * embedding item by item in
+        ascending item order, in float32. A cumulative sum over the same products in the same order
+        rounds identically."""
+        contributions = weights[:, None] * self.embedding[cols]
+        out = np.zeros((n_rows, self.embedding.shape[1]), dtype=np.float32)
+        bounds = np.searchsorted(rows, np.arange(n_rows + 1))
+        for g in range(n_rows):
+            lo, hi = bounds[g], bounds[g + 1]
+            if hi > lo:
+                out[g] = np.cumsum(contributions[lo:hi], axis=0)[-1]
+        return out
+
     def compute(
-        self, items: np.ndarray, kinds: np.ndarray, categorical: np.ndarray, taste: np.ndarray
+        self,
+        items: np.ndarray,
+        kinds: np.ndarray,
+        categorical: np.ndarray,
+        taste: np.ndarray,
+        timestamps: np.ndarray | None = None,
     ) -> UserFeatures:
-        """UserFeatures of one user (rows of length 1). `items` are global indices (< 0 = unknown)."""
+        """UserFeatures of one user (rows of length 1). `items` are global indices (< 0 = unknown);
+        `timestamps` (epoch seconds; None = the events' order) give the recency weights of a model
+        with twotower.recency_half_life."""
         items = np.asarray(items, dtype=np.int64)
         kinds = np.asarray(kinds, dtype=np.int64)
         unknown = int(((items < 0) & (kinds >= 0)).sum())
@@ -86,25 +115,27 @@ class RealtimeUserFeatures:
         rows, cols = key // self.n_items, key % self.n_items
         per_row = np.bincount(rows, minlength=n_groups).astype(np.float32)
         weights = (1.0 / np.maximum(per_row, 1.0))[rows].astype(np.float32)
-        # The reference multiplies a CSR matrix by the embeddings: per output row it adds
-        # weight * embedding item by item in ascending item order, in float32. A cumulative sum
-        # over the same products in the same order rounds identically.
-        contributions = weights[:, None] * self.embedding[cols]
-        means = np.zeros((n_groups, self.embedding.shape[1]), dtype=np.float32)
-        bounds = np.searchsorted(rows, np.arange(n_groups + 1))
-        for g in range(n_groups):
-            lo, hi = bounds[g], bounds[g + 1]
-            if hi > lo:
-                means[g] = np.cumsum(contributions[lo:hi], axis=0)[-1]
+        means = self._weighted_sums(rows, cols, weights, n_groups)
 
+        strong = kind == 0
+        streamed = np.unique(item[strong])
+        history: tuple[np.ndarray, ...] = (np.array([0, streamed.size], dtype=np.int64), streamed)
+        parts = [means.reshape(-1)]
+        if self.space.recency_half_life > 0:
+            stamps = np.arange(len(items)) if timestamps is None else np.asarray(timestamps, np.int64)
+            zeros = np.zeros(int(strong.sum()), dtype=np.int64)
+            history += (recency_weights(zeros, item[strong], stamps[keep][strong], 1, self.space),)
+            if self.space.recency_means:
+                zeros = np.zeros(streamed.size, dtype=np.int64)
+                group, w = recency_mean_weights(zeros, streamed, history[2], 1, self.space)
+                parts.append(self._weighted_sums(group, streamed, w, self.n_types).reshape(-1))
         dense = np.concatenate(
-            [means.reshape(-1), np.log1p(counts).astype(np.float32), np.asarray(taste, dtype=np.float32)]
+            [*parts, np.log1p(counts).astype(np.float32), np.asarray(taste, dtype=np.float32)]
         )
-        streamed = np.unique(item[kind == 0])
         return UserFeatures(
             user_ids=np.array(["\x00realtime"], dtype=object),
             dense=dense[None, :],
             categorical=np.asarray(categorical, dtype=np.int64)[None, :],
             unknown_items=unknown,
-            history=(np.array([0, streamed.size], dtype=np.int64), streamed),
+            history=history,
         )

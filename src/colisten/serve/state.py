@@ -181,8 +181,8 @@ class ModelBundle:
             if query.known_user is not None:
                 return rec.user_vectors([self.users.user_ids[query.known_user]])[0]
             records = [
-                {"item_id": self.catalogue.item_ids[i], "event": e}
-                for i, e in zip(query.items, query.events, strict=True)
+                {"item_id": self.catalogue.item_ids[i], "event": e, "timestamp": int(t)}
+                for i, e, t in zip(query.items, query.events, query.timestamps, strict=True)
             ]
             return rec.user_vector_from_history(records, query.age, query.country, query.taste_vector)
         if query.known_user is not None:
@@ -191,7 +191,7 @@ class ModelBundle:
         else:
             categorical = self.realtime.categorical(query.age, query.country)
             taste = self.realtime.taste(query.taste_vector)
-        features = self.realtime.compute(query.items, query.kinds, categorical, taste)
+        features = self.realtime.compute(query.items, query.kinds, categorical, taste, query.timestamps)
         if self.tower is not None:  # the same ops without the modules (checked bit for bit at load)
             return self.tower(features)
         return self.module_user_vector(features)
@@ -204,8 +204,12 @@ class ModelBundle:
         # What twotower.model.user_vectors does for one row, minus its per-call model.eval()
         # (the loaded model is already in eval mode): the same tower, the same numbers.
         history = None
-        if rec.model.id_dim:  # one EmbeddingBag row: the user's streamed items
-            history = (torch.from_numpy(features.history[1]), torch.zeros(1, dtype=torch.int64))
+        if rec.model.id_dim:  # one EmbeddingBag row: the user's streamed items[, recency weights]
+            history = (
+                torch.from_numpy(features.history[1]),
+                torch.zeros(1, dtype=torch.int64),
+                *(torch.from_numpy(w) for w in features.history[2:]),
+            )
         with torch.inference_mode():
             vector = rec.model.serving_users(
                 rec.model.encode_users(
@@ -400,11 +404,13 @@ def _verified_realtime(bundle: ModelBundle, n_users: int) -> Any | None:
     reference = bundle.recommender.user_features(users.user_ids[sample])
     for row, u in enumerate(sample):
         q = bundle.known_user_query(int(u))
-        f = realtime.compute(q.items, q.kinds, bundle.user_categorical[u], bundle.user_taste[u])
+        f = realtime.compute(q.items, q.kinds, bundle.user_categorical[u], bundle.user_taste[u], q.timestamps)
+        expected = csr_rows(reference.history, [row])
         if not (
             np.array_equal(f.dense[0], reference.dense[row])
             and np.array_equal(f.categorical[0], reference.categorical[row])
-            and np.array_equal(f.history[1], csr_rows(reference.history, [row])[1])
+            and len(f.history) == len(expected)
+            and all(np.array_equal(a, b) for a, b in zip(f.history[1:], expected[1:], strict=True))
         ):
             log.warning(
                 "real-time features differ from the two-tower batch path for user %s: "
@@ -438,7 +444,7 @@ def _verified_tower(bundle: ModelBundle, n_users: int) -> Any | None:
     checks = [("a cold-start user", cold)]
     for u in _verification_sample(bundle.users, n_users):
         q = bundle.known_user_query(int(u))
-        f = realtime.compute(q.items, q.kinds, bundle.user_categorical[u], bundle.user_taste[u])
+        f = realtime.compute(q.items, q.kinds, bundle.user_categorical[u], bundle.user_taste[u], q.timestamps)
         checks.append((f"user {bundle.users.user_ids[u]}", f))
     for who, f in checks:
         fast, reference = tower(f), bundle.module_user_vector(f)

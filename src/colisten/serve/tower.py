@@ -34,12 +34,14 @@ class OneUserTower:
         history_ids: torch.Tensor | None,
         popularity_prior: bool,
         normalize_eps: float = 1e-12,
+        history_recency: bool = False,
     ) -> None:
         self.embeddings = embeddings  # one float32 table per categorical column
         self.layers = layers  # (weight, bias, ReLU after it)
         self.history_ids = history_ids  # EmbeddingBag(mode="mean") weight, or None (no id_dim)
         self.popularity_prior = popularity_prior
         self.eps = normalize_eps
+        self.history_recency = history_recency  # + the recency-weighted mean (TwoTowerModel._recent_vectors)
         self._offsets = torch.zeros(1, dtype=torch.int64)
         self._history_np = None if history_ids is None else history_ids.numpy()
         self._zeros = None if history_ids is None else np.zeros(history_ids.shape[1], dtype=np.float32)
@@ -88,7 +90,8 @@ class OneUserTower:
                 ):
                     return None
                 history_ids = bag.weight.detach()
-            return cls(embeddings, layers, history_ids, bool(model.popularity_prior))
+            recency = bool(getattr(model, "history_recency", False))
+            return cls(embeddings, layers, history_ids, bool(model.popularity_prior), history_recency=recency)
         except (AttributeError, TypeError):
             return None
 
@@ -108,6 +111,21 @@ class OneUserTower:
                 parts.append(self._history_np[streamed].sum(axis=0) / np.float32(streamed.size))
             else:
                 parts.append(self._zeros)
+        if self.history_ids is not None and self.history_recency:
+            # the module's own ops on one row, so the sums round alike
+            streamed = features.history[1]
+            weights = torch.from_numpy(features.history[2])
+            total = F.embedding_bag(
+                torch.from_numpy(streamed),
+                self.history_ids,
+                self._offsets,
+                mode="sum",
+                per_sample_weights=weights,
+            )
+            norm = torch.zeros(1, dtype=weights.dtype).index_add_(
+                0, torch.zeros(len(weights), dtype=torch.int64), weights
+            )
+            parts.append((total / norm.clamp_min(1e-12)[:, None]).numpy()[0])
         x = torch.from_numpy(np.concatenate(parts))[None, :]
         for weight, bias, relu in self.layers:
             x = F.linear(x, weight, bias)

@@ -24,6 +24,8 @@ _TWO_TOWER: dict[str, list[Any]] = {
     "twotower.logq_weight": [0.5, 1.0],
     "twotower.temperature": [0.05, 0.1, 0.2],
     "twotower.epochs": [5, 10],
+    # 0 turns the recency means off, for logs whose order says little about what comes next
+    "twotower.recency_half_life": [0.0, 5.0, 10.0],
 }
 
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {

@@ -88,6 +88,8 @@ def build_training_data(
         age_buckets=cfg.age_buckets,
         use_taste_vector=cfg.use_taste_vector,
         history_embedding_source="hgnn" if cfg.use_hgnn else "text",
+        recency_half_life=cfg.recency_half_life,
+        recency_means=cfg.recency_means,
     )
     label_ev = settings.data.strong_events + (settings.data.weak_events if cfg.label_events == "any" else [])
     label_codes = None
@@ -107,12 +109,22 @@ def build_training_data(
     is_label_event = history["event"].isin(label_ev).to_numpy()
     windows = []
 
-    def add_window(is_label: np.ndarray, is_before: np.ndarray, as_of: int) -> None:
-        """Label events `is_label`, features and popularity prior from the events `is_before`."""
+    def add_window(is_label: np.ndarray, is_before: np.ndarray, as_of: int, equal_recency=False) -> None:
+        """Label events `is_label`, features and popularity prior from the events `is_before`;
+        `equal_recency`: every history item's recency weight is 1."""
         windows.append(
             (
                 *_label_window(
-                    history, is_label, is_before, as_of, users, space, cfg, label_codes, cold_code
+                    history,
+                    is_label,
+                    is_before,
+                    as_of,
+                    users,
+                    space,
+                    cfg,
+                    label_codes,
+                    cold_code,
+                    equal_recency,
                 ),
                 log_popularity(history.loc[is_before], space, start=history_start, as_of=as_of),
             )
@@ -128,10 +140,12 @@ def build_training_data(
     # folds; fold f's labels are its streams, its users' features and prior come from every other
     # fold. Calendar windows only label the last weeks; folds label every stream of the history
     # (each exactly once), the way FISM / EASE learn item-item structure from whole histories.
+    # A fold's labels come from any time of the history, so its rows weigh every history item
+    # alike (recency_half_life): recency is learned from the windows, which predict what follows.
     if cfg.label_folds:
         fold = label_fold(history, cfg.label_folds, cfg.seed)
         for f in range(cfg.label_folds):
-            add_window((fold == f) & is_label_event, fold != f, cut)
+            add_window((fold == f) & is_label_event, fold != f, cut, equal_recency=True)
 
     # validation users: disjoint from training users (in every window), chosen by seed among the
     # last window's label users, so the validation set does not depend on label_windows
@@ -204,6 +218,7 @@ def _label_window(
     cfg: TwoTowerConfig,
     label_codes: list[int] | None,
     cold_code: int | None = None,
+    equal_recency: bool = False,
 ) -> tuple[UserFeatures, np.ndarray, tuple[np.ndarray, np.ndarray], int]:
     """One label window: the events `is_label` are its labels, the events `is_before` its users'
     features and consumed items (as of `as_of`). Returns the features, the (user row, item) label
@@ -225,7 +240,7 @@ def _label_window(
 
     user_ids = np.array(sorted(set(label_user_ids)), dtype=object)
     before = history.loc[is_before]
-    feats = user_features(before, users, user_ids, space, as_of=as_of)
+    feats = user_features(before, users, user_ids, space, as_of=as_of, equal_recency=equal_recency)
     consumed = consumed_items(before, user_ids, space, which="strong", as_of=as_of)
     user_row = pd.Index(user_ids).get_indexer(label_user_ids)
     pairs = (
@@ -249,7 +264,7 @@ def _label_window(
         return feats, pairs, consumed, n_real
     target_items = space.item_ids[space.item_type_codes == cold_code]
     stripped = before.loc[~before["item_id"].isin(target_items)]
-    copies = user_features(stripped, users, user_ids[rows], space, as_of=as_of)
+    copies = user_features(stripped, users, user_ids[rows], space, as_of=as_of, equal_recency=equal_recency)
     copy_pairs = np.stack([n_real + np.searchsorted(rows, labels[:, 0]), labels[:, 1]], axis=1)
     merged = UserFeatures(
         user_ids=np.concatenate([feats.user_ids, copies.user_ids]),

@@ -79,6 +79,7 @@ class TwoTowerModel(nn.Module):
         n_items: int = 0,
         id_dim: int = 0,
         id_pooling: str = "all",
+        history_recency: bool = False,
     ) -> None:
         super().__init__()
         self.config = {
@@ -94,12 +95,17 @@ class TwoTowerModel(nn.Module):
             "n_items": n_items,
             "id_dim": id_dim,
             "id_pooling": id_pooling,
+            "history_recency": history_recency,
         }
         if id_pooling not in ("all", "per_type"):
             raise ValueError(f"id_pooling must be 'all' or 'per_type', not {id_pooling!r}")
         self.n_item_types = n_item_types
         self.id_pooling = id_pooling
         history_dim = id_dim * (n_item_types if id_pooling == "per_type" else 1)
+        # history_recency: beside the mean, the recency-weighted mean of the same learned vectors
+        # (weights from features.recency_weights, a third array of the history CSR)
+        self.history_recency = bool(history_recency and id_dim)
+        history_dim += id_dim if self.history_recency else 0
         self.user_tower = UserTower(
             user_dense_dim, user_categorical_sizes, categorical_dim, tower_dims, extra_dim=history_dim
         )
@@ -144,16 +150,33 @@ class TwoTowerModel(nn.Module):
         self,
         dense: torch.Tensor,
         categorical: torch.Tensor,
-        history: tuple[torch.Tensor, torch.Tensor] | None = None,
+        history: tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
-        """User-tower vectors; `history` = (item indices, offsets) of each row's streamed items,
-        needed when id_dim > 0 (EmbeddingBag layout: row r's items are indices[offsets[r]:offsets[r+1]])."""
+        """User-tower vectors; `history` = (item indices, offsets[, recency weights]) of each row's
+        streamed items, needed when id_dim > 0 (EmbeddingBag layout: row r's items are
+        indices[offsets[r]:offsets[r+1]]); the weights when history_recency."""
         extra = None
         if self.id_dim:
             if history is None:
                 raise ValueError("a model with id_dim > 0 needs the users' history")
             extra = self._history_vectors(history[0], history[1], len(dense))
+            if self.history_recency:
+                if len(history) < 3:
+                    raise ValueError("a model with history_recency needs the history's recency weights")
+                extra = torch.cat([extra, self._recent_vectors(*history[:3], len(dense))], dim=1)
         return self.user_tower(dense, categorical, extra)
+
+    def _recent_vectors(
+        self, indices: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor, n_rows: int
+    ) -> torch.Tensor:
+        """Recency-weighted mean learned vector of each row's items [n_rows, id_dim] (zeros if none)."""
+        total = F.embedding_bag(
+            indices, self.history_ids.weight, offsets, mode="sum", per_sample_weights=weights
+        )
+        lengths = torch.diff(offsets, append=offsets.new_tensor([len(indices)]))
+        row = torch.repeat_interleave(torch.arange(n_rows, device=indices.device), lengths)
+        norm = torch.zeros(n_rows, dtype=weights.dtype, device=weights.device).index_add_(0, row, weights)
+        return total / norm.clamp_min(1e-12)[:, None]
 
     def set_item_types(self, item_type_codes: torch.Tensor) -> None:
         """The type code of every item (global order), which per-type pooling groups by."""
@@ -318,7 +341,7 @@ def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8
         return model.encode_users(
             torch.from_numpy(users.dense[rows]).to(device),
             torch.from_numpy(users.categorical[rows]).to(device),
-            history_bag(*history, r) if history is not None else None,
+            history_bag(history, r) if history is not None else None,
         )
 
     u = _in_batches(model, encode, len(users.dense), batch)
@@ -336,15 +359,17 @@ def _in_batches(model, encode, n: int, batch: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, d), np.float32)
 
 
-def history_bag(indptr, indices, rows):
-    """EmbeddingBag inputs (item indices, offsets) of CSR rows `rows`: features.csr_rows in torch
-    tensors, on the model's device (training runs it once per batch)."""
+def history_bag(csr, rows):
+    """EmbeddingBag inputs (item indices, offsets[, recency weights]) of rows `rows` of the CSR
+    (indptr, indices[, weights]): features.csr_rows in torch tensors, on the model's device
+    (training runs it once per batch)."""
+    indptr, indices, *weights = csr
     starts = indptr[rows]
     lengths = indptr[rows + 1] - starts
     offsets = torch.cumsum(lengths, 0) - lengths
     at = torch.arange(int(lengths.sum()), device=indptr.device)
     at = at - torch.repeat_interleave(offsets - starts, lengths)
-    return indices[at], offsets
+    return (indices[at], offsets, *(w[at] for w in weights))
 
 
 def load_model(path: str | Path, device: str = "cpu"):

@@ -45,6 +45,7 @@ def new_model(data: TrainingData, cfg: TwoTowerConfig):
         n_items=data.space.n_items,
         id_dim=cfg.id_dim,
         id_pooling=cfg.id_pooling,
+        history_recency=cfg.recency_half_life > 0,
     )
     model.set_item_types(torch.from_numpy(data.space.item_type_codes))
     return model
@@ -100,7 +101,7 @@ class _Tensors:
         i = torch.from_numpy(pairs[:, 1]).to(self.device)
         if negatives is not None:  # columns: the rows' positives, then the sampled negatives
             i = torch.cat([i, torch.from_numpy(negatives).to(self.device)])
-        history = history_bag(*self.history, u) if model.id_dim else None
+        history = history_bag(self.history, u) if model.id_dim else None
         user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
         item_vecs = model.encode_items(self.item_dense[i], self.item_cat[i], i)
         bias, exclude = self._prior_and_mask(model, u, i, slice(0, len(u)))
@@ -143,7 +144,7 @@ class _Tensors:
         i = torch.from_numpy(pairs[:, 1]).to(self.device)
         u = torch.from_numpy(pairs[lo:hi, 0]).to(self.device)
         mine = i[lo:hi]
-        history = history_bag(*self.history, u) if model.id_dim else None
+        history = history_bag(self.history, u) if model.id_dim else None
         user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
         own = model.encode_items(self.item_dense[mine], self.item_cat[mine], mine)
         # all_gather needs one shape on every rank: pad the slices to the largest, then cut
