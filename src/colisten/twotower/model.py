@@ -306,7 +306,7 @@ def in_batch_softmax_loss(
 
 
 # --- inference: retrieval vectors of whole feature tables, and a saved model -----------------------
-def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
+def item_vectors(model, items: ItemFeatures, device: str = "cpu") -> np.ndarray:
     """Retrieval vectors of every item (float32 [n_items, d (+1 with the popularity prior)])."""
 
     def encode(rows: np.ndarray):
@@ -314,7 +314,7 @@ def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8
         categorical = torch.from_numpy(items.categorical[rows]).to(device)
         return model.encode_items(dense, categorical, torch.from_numpy(rows).to(device))
 
-    v = _in_batches(model, encode, len(items.dense), batch)
+    v = _in_batches(model, encode, len(items.dense))
     if not model.popularity_prior:
         return v
     if items.log_popularity is None:
@@ -328,7 +328,7 @@ def item_vectors(model, items: ItemFeatures, device: str = "cpu", batch: int = 8
     return out.cpu().numpy().astype(np.float32)
 
 
-def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8192) -> np.ndarray:
+def user_vectors(model, users: UserFeatures, device: str = "cpu") -> np.ndarray:
     """Retrieval vectors of every row of `users` (float32 [n, d (+1 with the popularity prior)])."""
     history = None
     if model.id_dim:
@@ -344,17 +344,26 @@ def user_vectors(model, users: UserFeatures, device: str = "cpu", batch: int = 8
             history_bag(history, r) if history is not None else None,
         )
 
-    u = _in_batches(model, encode, len(users.dense), batch)
+    u = _in_batches(model, encode, len(users.dense))
     return model.serving_users(torch.from_numpy(u)).numpy()
 
 
-def _in_batches(model, encode, n: int, batch: int) -> np.ndarray:
-    """encode(rows) over all n rows in batches, in inference mode (float32 [n, d])."""
+# Rows per encode call. Every call has exactly this many (the last padded with repeats of its first
+# row): a CPU matrix product rounds a row differently depending on how many rows it multiplies
+# (MKL picks its kernel by the batch size), so a user scored among 4 users and among 2,000 would get
+# vectors that differ in the last bits, and the Spark export would not equal the local one.
+BLOCK_ROWS = 256
+
+
+def _in_batches(model, encode, n: int) -> np.ndarray:
+    """encode(rows) over all n rows in blocks of BLOCK_ROWS, in inference mode (float32 [n, d])."""
     model.eval()
     out = []
     with torch.inference_mode():
-        for s in range(0, n, batch):
-            out.append(encode(np.arange(s, min(s + batch, n))).cpu().numpy())
+        for s in range(0, n, BLOCK_ROWS):
+            rows = np.arange(s, min(s + BLOCK_ROWS, n))
+            padded = np.concatenate([rows, np.full(BLOCK_ROWS - len(rows), s, dtype=rows.dtype)])
+            out.append(encode(padded)[: len(rows)].cpu().numpy())
     d = model.out_dim
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, d), np.float32)
 
