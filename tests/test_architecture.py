@@ -12,7 +12,8 @@ Layers, bottom to top; a module may import its own layer and the ones below:
 
   0  foundation   colisten (the package itself), config, errors, io, device, rundir (the run
                   directory), artifacts (the catalogue of its files), console (the command
-                  line's rich consoles), spark (the one SparkSession builder)
+                  line's rich consoles), spark (the one SparkSession builder), ddp (the
+                  data-parallel ranks' launcher and process group, for hgnn and twotower)
   1  inputs       data, datasets, text (text embeddings), graph, world
   2  models'      hgnn, retrieval (exact top-k and the ANN index: vectors in, ids out)
      building
@@ -46,7 +47,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "colisten"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("colisten", "config", "errors", "io", "device", "rundir", "artifacts", "console", "spark"),
+    ("colisten", "config", "errors", "io", "device", "rundir", "artifacts", "console", "spark", "ddp"),
     ("data", "datasets", "text", "graph", "world"),
     ("hgnn", "retrieval"),
     ("twotower",),

@@ -28,7 +28,7 @@ def run(
 
     Under DDP (colisten.twotower.distributed) every rank calls this; ranks other than 0 train
     beside rank 0 and write nothing (no manifest, no folder), returning {}."""
-    from colisten.twotower.ddp import rank_and_world
+    from colisten.ddp import rank_and_world
 
     if rank_and_world()[0] != 0:
         data = load_training_data(rd, settings)

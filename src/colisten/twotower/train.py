@@ -6,7 +6,6 @@ twotower/model.py.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -237,13 +236,13 @@ def train_two_tower(
     import torch
     from tqdm import tqdm
 
-    from colisten.twotower.ddp import ShardLoss, check_same_data, fail_here, rank_and_world
+    from colisten.ddp import check_same_data, fail_here, rank_and_world, rank_device
+    from colisten.twotower.ddp import FAIL_AT_ENV, ShardLoss
 
     out_dir = Path(out_dir)
     rank, world = rank_and_world()
     device = resolve_device(cfg.device, "twotower.device")
-    if world > 1 and device.startswith("cuda"):  # one GPU per rank on its node
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    device = rank_device(device)  # one GPU per rank on its node
     model = new_model(data, cfg).to(device)
     # fused: one kernel over all parameters. On CPU a step of the id_dim=64 model takes 0.69x the time
     # of the default (foreach) Adam, less than the id_dim=0 model took with it (bench/twotower_step.py)
@@ -305,7 +304,7 @@ def train_two_tower(
             if ddp is None:
                 loss = tensors.batch_loss(model, data.train_pairs[b], neg)
             else:
-                fail_here(rank, epoch, k, len(batches))
+                fail_here(FAIL_AT_ENV, rank, epoch + 1, k, len(batches))
                 loss = ddp(data.train_pairs[b], neg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -380,7 +379,7 @@ def train_ensemble(
     """train_two_tower itself for one member; for twotower.ensemble = k, member j (seed + j) trains
     into out_dir/members/j (its own checkpoint, best.pt and curve: `--resume` continues each) and
     out_dir/best.pt holds them all as one TwoTowerEnsemble; curve.json is the members' mean."""
-    from colisten.twotower.ddp import rank_and_world
+    from colisten.ddp import rank_and_world
     from colisten.twotower.model import TwoTowerEnsemble
 
     out_dir = Path(out_dir)

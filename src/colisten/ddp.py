@@ -1,0 +1,229 @@
+"""Data-parallel training plumbing shared by the stages that train as DDP ranks (`train-hgnn
+--nproc N`, `train-2t --nproc N`): the ranks' process group, the local launcher, torchrun's entry
+point, and the checks and test hook every rank runs.
+
+`launch` starts N workers on this machine through torch's elastic launcher (c10d rendezvous on
+127.0.0.1, a free port); on a cluster torchrun starts the same workers through `torchrun_main`
+(`-m colisten.hgnn.distributed RUN`, `-m colisten.twotower.distributed RUN`). A worker joins the
+process group with `process_group` (gloo on CPU, nccl on CUDA: one GPU per rank, cuda:LOCAL_RANK)
+and runs its stage; rank 0 alone writes. How a rank shares a batch is each training loop's own
+business (hgnn/train.py, twotower/train.py).
+
+Foundation layer: the stages import it, it imports no stage (each passes its worker in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from colisten.errors import ColistenError
+
+
+class DistributedError(ColistenError):
+    """A bad --nproc, ranks that disagree, or a rank that failed."""
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the process group, (0, 1) without one (plain single-process run)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rank_device(device: str) -> str:
+    """A rank's own device: cuda:LOCAL_RANK under DDP on CUDA (one GPU per rank), else `device`."""
+    if rank_and_world()[1] > 1 and device.startswith("cuda"):
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return device
+
+
+def backend_for(device: str) -> str:
+    return "nccl" if device.startswith("cuda") else "gloo"
+
+
+def check_nproc(nproc: int, device: str, setting: str) -> None:
+    """More ranks than cores (CPU) or GPUs (CUDA) only oversubscribes them: refuse up front.
+    `setting` names the device field in the message (e.g. "hgnn.device")."""
+    import torch
+
+    if nproc < 1:
+        raise DistributedError(f"--nproc must be at least 1 (got {nproc})")
+    if device.startswith("cuda"):
+        have, what = torch.cuda.device_count(), "CUDA device(s)"
+    else:
+        have, what = os.cpu_count() or 1, "CPU core(s)"
+    if nproc > have:
+        raise DistributedError(f"--nproc {nproc} but this machine has {have} {what} ({setting} {device})")
+
+
+def check_same_data(fingerprint: dict[str, Any], data: np.ndarray) -> None:
+    """Every rank must train on the same data: compare the settings and a checksum of `data`."""
+    import torch.distributed as dist
+
+    mine = (sorted(fingerprint.items()), zlib.crc32(np.ascontiguousarray(data).tobytes()))
+    every: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(every, mine)
+    if any(other != every[0] for other in every):
+        bad = [r for r, other in enumerate(every) if other != every[0]]
+        raise DistributedError(f"rank(s) {bad} built other training data or settings than rank 0")
+
+
+def fail_here(env: str, rank: int, epoch: int, batch: int, n_batches: int) -> None:
+    """Test hook: the environment variable `env` = "RANK:EPOCH" (EPOCH 1-based) makes that rank exit
+    (os._exit) halfway through that epoch, the way a killed or crashed process would."""
+    at = os.environ.get(env)
+    if at and at == f"{rank}:{epoch}" and batch == n_batches // 2:
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def process_group(device: str) -> Iterator[int]:
+    """Join the process group (env:// variables from the elastic launcher or torchrun) as one rank
+    on `device`; yields the rank and leaves the group at the end."""
+    import torch
+    import torch.distributed as dist
+
+    # the launcher stops the other ranks with SIGTERM when one fails: exit through `finally`
+    # blocks, so an atomic write in progress removes its temporary file
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if "OMP_NUM_THREADS" not in os.environ:  # share the node's cores between its ranks
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend_for(device))
+    try:
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(
+    stage: str,
+    worker: Callable[..., Any],
+    args: tuple[Any, ...],
+    nproc: int,
+    device: str,
+    setting: str,
+    after_failure: Callable[[], str],
+) -> Any:
+    """Run `worker(*args)` on `nproc` local ranks started by torch's elastic launcher; returns rank
+    0's result. `device` (resolved) and `setting` (its field) are for check_nproc. A failed rank is a
+    DistributedError naming it, ending with `after_failure()` (what the last checkpoint holds)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    check_nproc(nproc, device, setting)
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"colisten-{stage}-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint=f"127.0.0.1:{_free_port()}",
+        max_restarts=0,  # a failed rank fails the stage; `--resume` is the restart
+        monitor_interval=0.2,
+        start_method="spawn",
+        local_addr="127.0.0.1",
+    )
+    try:
+        with _launcher_logs_muted():
+            results = elastic_launch(config, worker)(*args)
+    except ChildFailedError as e:
+        raise DistributedError(failure_message(e, stage, after_failure())) from None
+    return results[0]
+
+
+@contextlib.contextmanager
+def _launcher_logs_muted() -> Iterator[None]:
+    """The agent logs every worker failure as a traceback; failure_message says it in one line."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(("torch.distributed", "torch.multi"))]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def failure_message(e: Any, stage: str, after: str) -> str:
+    """One line from the launcher's ChildFailedError: the rank that failed first on its own (a
+    rank whose peer vanished fails too, with a connection error, or is stopped by SIGTERM)."""
+
+    def cause(failure: Any) -> str:
+        if isinstance(failure.message, dict):
+            return str(failure.message.get("message", "")).splitlines()[0]
+        if failure.exitcode < 0:
+            return f"killed by {failure.signal_name()}"
+        return f"exited with code {failure.exitcode}"
+
+    def knock_on(failure: Any) -> bool:
+        text = cause(failure)
+        return failure.exitcode in (-signal.SIGTERM, 143) or any(
+            s in text for s in ("DistBackendError", "Connection closed", "Connection reset", "gloo")
+        )
+
+    ranks = sorted(e.failures, key=lambda r: (knock_on(e.failures[r]), e.failures[r].timestamp, r))
+    first = ranks[0]
+    others = f" (then rank(s) {', '.join(map(str, sorted(ranks[1:])))} stopped)" if ranks[1:] else ""
+    return f"{stage} rank {first} failed: {cause(e.failures[first])}{others}; {after}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_main(
+    argv: list[str] | None,
+    *,
+    module: str,
+    stage: str,
+    section: str,
+    worker: Callable[[str, dict[str, Any], bool, bool], Any],
+    done: Callable[[str, Any], str],
+) -> None:
+    """torchrun's entry point of a stage (`python -m MODULE RUN [--config] [--epochs] [--resume]`):
+    one rank of it. `section` is the settings section whose epochs --epochs overrides; rank 0
+    prints `done(run, result)`."""
+    from colisten.rundir import RunDir
+
+    p = argparse.ArgumentParser(
+        prog=f"python -m {module}", description=f"torchrun's entry point: one rank of {stage}."
+    )
+    # RUN is positional: torchrun would take an option `--run` for its own `--run-path`
+    p.add_argument("run", help="run directory (on storage every node reads)")
+    p.add_argument("--config", help="TOML settings (default: the run's)")
+    p.add_argument("--epochs", type=int, help=f"override {section}.epochs")
+    p.add_argument("--resume", action="store_true", help=f"continue from RUN/{section}/checkpoint.pt")
+    a = p.parse_args(argv)
+    if "RANK" not in os.environ:
+        p.error(f"start it with torchrun (or use `colisten {stage} --nproc N` on one machine)")
+    try:
+        settings = RunDir(a.run).settings(a.config)
+        if a.epochs is not None:
+            getattr(settings, section).epochs = a.epochs
+        result = worker(a.run, settings.model_dump(mode="json"), a.resume, False)
+    except ColistenError as e:
+        print(f"error: rank {os.environ['RANK']}: {e}", file=sys.stderr)
+        sys.exit(2)
+    if os.environ["RANK"] == "0":
+        print(done(a.run, result))
