@@ -2,12 +2,13 @@
 --nproc N`, `train-2t --nproc N`): the ranks' process group, the local launcher, torchrun's entry
 point, and the checks and test hook every rank runs.
 
-`launch` starts N workers on this machine through torch's elastic launcher (c10d rendezvous on
-127.0.0.1, a free port); on a cluster torchrun starts the same workers through `torchrun_main`
-(`-m colisten.hgnn.distributed RUN`, `-m colisten.twotower.distributed RUN`). A worker joins the
-process group with `process_group` (gloo on CPU, nccl on CUDA: one GPU per rank, cuda:LOCAL_RANK)
-and runs its stage; rank 0 alone writes. How a rank shares a batch is each training loop's own
-business (hgnn/train.py, twotower/train.py).
+A stage describes itself once (`Stage`: its name, settings section, worker and checkpoint).
+`Stage.launch` starts N workers on this machine through torch's elastic launcher (c10d
+rendezvous on 127.0.0.1, a free port); on a cluster torchrun starts the same workers through
+`Stage.torchrun_main` (`-m colisten.hgnn.distributed RUN`, `-m colisten.twotower.distributed
+RUN`). A worker joins the process group with `process_group` (gloo on CPU, nccl on CUDA: one
+GPU per rank, cuda:LOCAL_RANK) and runs its stage; rank 0 alone writes. How a rank shares a
+batch is each training loop's own business (hgnn/train.py, twotower/train.py).
 
 Foundation layer: the stages import it, it imports no stage (each passes its worker in).
 """
@@ -24,15 +25,101 @@ import sys
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colisten.device import resolve_device
 from colisten.errors import ColistenError
 
 
 class DistributedError(ColistenError):
     """A bad --nproc, ranks that disagree, or a rank that failed."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage that trains as DDP ranks. `worker(run, settings as JSON, resume, progress)` is one
+    rank (it joins the process group); `section` is the settings section whose device and epochs
+    apply; `checkpoint` (an artifacts.Artifact) and `checkpoint_epoch` say what a failed launch
+    leaves to --resume from; `done(run, rank 0's result)` is torchrun's last line."""
+
+    name: str
+    section: str
+    module: str
+    worker: Callable[..., Any]
+    checkpoint: Any
+    checkpoint_epoch: Callable[[dict[str, Any]], int]
+    done: Callable[[str, Any], str]
+
+    def launch(
+        self,
+        run: str | Path,
+        settings: Any,
+        nproc: int,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        worker: Callable[..., Any] | None = None,
+    ) -> Any:
+        """Run the stage on `nproc` local ranks started by torch's elastic launcher; returns rank 0's
+        result. A failed rank is a DistributedError naming it, ending with what the last checkpoint
+        holds (`--resume` continues). `worker` replaces self.worker (tests wrap it)."""
+        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+        from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+        setting = f"{self.section}.device"
+        check_nproc(nproc, resolve_device(getattr(settings, self.section).device, setting), setting)
+        config = LaunchConfig(
+            min_nodes=1,
+            max_nodes=1,
+            nproc_per_node=nproc,
+            run_id=f"colisten-{self.name}-{uuid.uuid4().hex[:8]}",
+            rdzv_backend="c10d",
+            rdzv_endpoint=f"127.0.0.1:{_free_port()}",
+            max_restarts=0,  # a failed rank fails the stage; `--resume` is the restart
+            monitor_interval=0.2,
+            start_method="spawn",
+            local_addr="127.0.0.1",
+        )
+        args = (str(run), settings.model_dump(mode="json"), resume, progress)
+        try:
+            with _launcher_logs_muted():
+                results = elastic_launch(config, worker or self.worker)(*args)
+        except ChildFailedError as e:
+            raise DistributedError(failure_message(e, self.name, checkpoint_note(self, run))) from None
+        return results[0]
+
+    def torchrun_main(self, argv: list[str] | None, worker: Callable[..., Any] | None = None) -> None:
+        """torchrun's entry point of a stage (`python -m MODULE RUN [--config] [--epochs] [--resume]`):
+        one rank of it (`worker`, default self.worker); rank 0 prints `self.done(run, result)`."""
+        from colisten.rundir import RunDir
+
+        p = argparse.ArgumentParser(
+            prog=f"python -m {self.module}", description=f"torchrun's entry point: one rank of {self.name}."
+        )
+        # RUN is positional: torchrun would take an option `--run` for its own `--run-path`
+        p.add_argument("run", help="run directory (on storage every node reads)")
+        p.add_argument("--config", help="TOML settings (default: the run's)")
+        p.add_argument("--epochs", type=int, help=f"override {self.section}.epochs")
+        p.add_argument(
+            "--resume", action="store_true", help=f"continue from RUN/{self.section}/checkpoint.pt"
+        )
+        a = p.parse_args(argv)
+        if "RANK" not in os.environ:
+            p.error(f"start it with torchrun (or use `colisten {self.name} --nproc N` on one machine)")
+        try:
+            settings = RunDir(a.run).settings(a.config)
+            if a.epochs is not None:
+                getattr(settings, self.section).epochs = a.epochs
+            result = (worker or self.worker)(a.run, settings.model_dump(mode="json"), a.resume, False)
+        except ColistenError as e:
+            print(f"error: rank {os.environ['RANK']}: {e}", file=sys.stderr)
+            sys.exit(2)
+        if os.environ["RANK"] == "0":
+            print(self.done(a.run, result))
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -112,40 +199,15 @@ def process_group(device: str) -> Iterator[int]:
         dist.destroy_process_group()
 
 
-def launch(
-    stage: str,
-    worker: Callable[..., Any],
-    args: tuple[Any, ...],
-    nproc: int,
-    device: str,
-    setting: str,
-    after_failure: Callable[[], str],
-) -> Any:
-    """Run `worker(*args)` on `nproc` local ranks started by torch's elastic launcher; returns rank
-    0's result. `device` (resolved) and `setting` (its field) are for check_nproc. A failed rank is a
-    DistributedError naming it, ending with `after_failure()` (what the last checkpoint holds)."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+def checkpoint_note(stage: Stage, run: str | Path) -> str:
+    """What a failed launch leaves: the epoch the stage's checkpoint holds, or none."""
+    import torch
 
-    check_nproc(nproc, device, setting)
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=nproc,
-        run_id=f"colisten-{stage}-{uuid.uuid4().hex[:8]}",
-        rdzv_backend="c10d",
-        rdzv_endpoint=f"127.0.0.1:{_free_port()}",
-        max_restarts=0,  # a failed rank fails the stage; `--resume` is the restart
-        monitor_interval=0.2,
-        start_method="spawn",
-        local_addr="127.0.0.1",
-    )
-    try:
-        with _launcher_logs_muted():
-            results = elastic_launch(config, worker)(*args)
-    except ChildFailedError as e:
-        raise DistributedError(failure_message(e, stage, after_failure())) from None
-    return results[0]
+    ckpt = stage.checkpoint.at(run)
+    if ckpt.exists():
+        epoch = stage.checkpoint_epoch(torch.load(ckpt, map_location="cpu", weights_only=False))
+        return f"{ckpt} holds epoch {epoch}: rerun with --resume to continue"
+    return "no checkpoint was written yet"
 
 
 @contextlib.contextmanager
@@ -190,40 +252,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def torchrun_main(
-    argv: list[str] | None,
-    *,
-    module: str,
-    stage: str,
-    section: str,
-    worker: Callable[[str, dict[str, Any], bool, bool], Any],
-    done: Callable[[str, Any], str],
-) -> None:
-    """torchrun's entry point of a stage (`python -m MODULE RUN [--config] [--epochs] [--resume]`):
-    one rank of it. `section` is the settings section whose epochs --epochs overrides; rank 0
-    prints `done(run, result)`."""
-    from colisten.rundir import RunDir
-
-    p = argparse.ArgumentParser(
-        prog=f"python -m {module}", description=f"torchrun's entry point: one rank of {stage}."
-    )
-    # RUN is positional: torchrun would take an option `--run` for its own `--run-path`
-    p.add_argument("run", help="run directory (on storage every node reads)")
-    p.add_argument("--config", help="TOML settings (default: the run's)")
-    p.add_argument("--epochs", type=int, help=f"override {section}.epochs")
-    p.add_argument("--resume", action="store_true", help=f"continue from RUN/{section}/checkpoint.pt")
-    a = p.parse_args(argv)
-    if "RANK" not in os.environ:
-        p.error(f"start it with torchrun (or use `colisten {stage} --nproc N` on one machine)")
-    try:
-        settings = RunDir(a.run).settings(a.config)
-        if a.epochs is not None:
-            getattr(settings, section).epochs = a.epochs
-        result = worker(a.run, settings.model_dump(mode="json"), a.resume, False)
-    except ColistenError as e:
-        print(f"error: rank {os.environ['RANK']}: {e}", file=sys.stderr)
-        sys.exit(2)
-    if os.environ["RANK"] == "0":
-        print(done(a.run, result))
