@@ -1,4 +1,5 @@
-"""Test helper for DDP training: the worker, recording which files each rank writes.
+"""Test helper for DDP training: the workers (train-2t, train-hgnn), recording which files each
+rank writes.
 
 It lives on tests/ (pytest's pythonpath) so that the launcher's spawned workers can import it.
 Every artifact goes through colisten.io.atomic_path, and temporary files through os.open;
@@ -21,6 +22,13 @@ SPY_DIR = "COLISTEN_TEST_SPY_DIR"
 def spy_worker(run, settings, resume, progress):
     """colisten.twotower.distributed.run_worker, spied on."""
     from colisten.twotower.distributed import run_worker
+
+    return _spying(run_worker, run, settings, resume, progress)
+
+
+def hgnn_spy_worker(run, settings, resume, progress):
+    """colisten.hgnn.distributed.run_worker, spied on."""
+    from colisten.hgnn.distributed import run_worker
 
     return _spying(run_worker, run, settings, resume, progress)
 

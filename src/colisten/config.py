@@ -212,8 +212,21 @@ class HGNNConfig(_Section):
     negatives: int = Field(
         5, ge=1, description="Uniform negatives per positive edge, of the positive's type (OPEN). Default 5."
     )
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate (paper: 1e-3).")
-    batch_size: int = Field(256, ge=1, description="Supervision edges per mini-batch (paper: 256).")
+    lr: float = Field(
+        1e-3,
+        gt=0,
+        description="Adam learning rate (paper: 1e-3). Not scaled with `train-hgnn --nproc N`: the "
+        "global batch and its gradient are the same for any N. A larger batch_size averages more "
+        "edges per step: scaling lr with it (linear rule) is a start to tune from.",
+    )
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="Supervision edges per mini-batch (paper: 256). Global, as full_graph_step_edges: "
+        "with `train-hgnn --nproc N` each DDP rank scores a contiguous batch_size / N of the edges "
+        "(and samples its own neighbours), DDP averages the gradients, so a step is the one-process "
+        "step of the same batch.",
+    )
     epochs: int = Field(50, ge=1, description="Most epochs (paper: 50).")
     patience: int = Field(
         10, ge=1, description="Early stopping: epochs without a better validation metric (paper: 10)."

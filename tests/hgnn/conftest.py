@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from colisten.graph.store import CoListeningGraph
+from colisten.hgnn.edge_sampler import undirected_edges
+from colisten.io import save_numpy_atomic, write_parquet_atomic
 
 
 def community_world(
@@ -55,6 +58,45 @@ def community_world(
         },
     )
     return graph, features, community
+
+
+def write_hgnn_run(root, n_audiobooks=30, n_podcasts=50, edges=(60, 150, 300)) -> pd.DataFrame:
+    """A RUN with data/items, graph/nodes + csr and content/text_embeddings, per the contract, on a
+    community_world of these sizes plus one never-streamed audiobook."""
+    graph, features, _ = community_world(n_audiobooks=n_audiobooks, n_podcasts=n_podcasts, edges=edges)
+    # one more, never-streamed audiobook: no edges at all
+    pairs = {r: (e.u, e.v, None) for r in graph.relations() for e in [undirected_edges(graph, r)]}
+    graph = CoListeningGraph.from_undirected_edges(
+        {"audiobook": n_audiobooks + 1, "podcast": n_podcasts}, pairs
+    )
+    assert graph.csr[("audiobook", "podcast")].degrees()[n_audiobooks] == 0
+    features["audiobook"] = np.vstack([features["audiobook"], np.ones((1, 16), np.float32)])
+    items = pd.DataFrame(
+        [(f"a{i:03d}", "audiobook") for i in range(n_audiobooks + 1)]
+        + [(f"p{i:03d}", "podcast") for i in range(n_podcasts)],
+        columns=["item_id", "item_type"],
+    ).sort_values(["item_type", "item_id"], ignore_index=True)
+    items["title"] = items["item_id"]
+    write_parquet_atomic(root / "data" / "items.parquet", items)
+    nodes = items[["item_id", "item_type"]].copy()
+    nodes["global_index"] = np.arange(len(nodes))
+    nodes["type_index"] = nodes.groupby("item_type").cumcount()
+    write_parquet_atomic(root / "graph" / "nodes.parquet", nodes)
+    graph.save(root / "graph" / "csr")
+    text = np.vstack([features["audiobook"], features["podcast"]])
+    save_numpy_atomic(
+        root / "content" / "text_embeddings.npy", text / np.linalg.norm(text, axis=1, keepdims=True)
+    )
+    (root / "hgnn.toml").write_text(
+        "[hgnn]\nepochs = 3\nhidden_dim = 16\nout_dim = 8\nfanouts = [4, 4]\nbatch_size = 64\nthreads = 1\n"
+    )
+    return nodes
+
+
+@pytest.fixture(scope="session")
+def make_run():
+    """`make_run(ROOT)` writes a run directory for train-hgnn (write_hgnn_run); returns its nodes."""
+    return write_hgnn_run
 
 
 @pytest.fixture

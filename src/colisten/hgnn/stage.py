@@ -9,6 +9,7 @@ curve.json, embeddings.json.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,13 +80,22 @@ def run(
 ) -> dict[str, Any]:
     """The `train-hgnn` stage: RUN/hgnn/, recorded in the manifest; returns the summary it recorded
     (also RUN/hgnn/embeddings.json). `log` receives one plain line per epoch (the validation metric
-    and an ETA), e.g. for `colisten run`, whose output may be a log file."""
+    and an ETA), e.g. for `colisten run`, whose output may be a log file.
+
+    Under DDP (colisten.hgnn.distributed) every rank calls this; ranks other than 0 train beside
+    rank 0 and write nothing (no manifest, no folder), returning {}."""
     import pyarrow as pa
 
+    from colisten.ddp import rank_and_world
     from colisten.hgnn.train import fit_hgnn
     from colisten.io import save_numpy_atomic, write_json_atomic, write_parquet_atomic
 
     s = settings.hgnn
+    if rank_and_world()[0] != 0:
+        graph, features, _, _ = load_item_features(rd)
+        out = rd.root / artifacts.HGNN_EMBEDDINGS.folder  # read (--resume), never written here
+        fit_hgnn(graph, features, s, out_dir=out, resume=resume, device=device, progress=False)
+        return {}
     with rd.stage("train-hgnn") as info:
         graph, features, global_index, nodes = load_item_features(rd)
         out = rd.stage_dir(artifacts.HGNN_EMBEDDINGS.folder)
@@ -126,6 +136,16 @@ def run(
         write_json_atomic(artifacts.HGNN_SUMMARY.at(rd), summary)
         info.update(summary)
     return summary
+
+
+def summary_line(summary: dict[str, Any], run: Any) -> str:
+    """The line `colisten train-hgnn` ends with."""
+    s = summary
+    return (
+        f"train-hgnn: {s['n_items']} items embedded ({s['dim']}-d) on {s['device']}; best validation "
+        f"{s['metric']} {s['best_metric'] or 0:.4f} at epoch {s['best_epoch']} "
+        f"(untrained {s['initial_metric'] or 0:.4f}) -> {Path(run) / artifacts.HGNN_EMBEDDINGS.folder}"
+    )
 
 
 def epoch_logger(log: Callable[[str], None], epochs: int, metric: str) -> Callable[[dict[str, Any]], None]:

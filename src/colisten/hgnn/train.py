@@ -8,6 +8,15 @@ embeddings use the best model over the graph with all edges, validation edges in
 
 Generic over node types and relations: the item graph of the pipeline, or a graph with a `user`
 node type for the HGNN-w-users baseline, go through the same `fit_hgnn`.
+
+Data-parallel (`train-hgnn --nproc N`, colisten.hgnn.distributed): every rank runs `fit_hgnn`.
+The epoch's supervision edges, their order, the global batches of hgnn.batch_size edges and their
+negatives are those of one process (functions of (seed, epoch)); each rank takes a contiguous slice
+of every global batch and samples its own neighbours (its own random stream), DistributedDataParallel
+averages the gradients of the shares so that a step is the gradient of the global batch's mean loss.
+Rank 0 alone validates and writes. One process draws a batch's neighbours in one go, N ranks each
+for their slice: the same model in distribution, not bit for bit (`_shares` says which slices a
+process computes; one process computing every rank's slice reproduces an N-rank run).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from tqdm.auto import tqdm
 
 from colisten import artifacts
 from colisten.config import HGNNConfig
+from colisten.ddp import check_same_data, fail_here, rank_and_world, rank_device
 from colisten.device import resolve_device
 from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
@@ -42,6 +52,9 @@ from colisten.io import save_torch_atomic, write_json_atomic
 CHECKPOINT_FORMAT = 1
 _BATCH_STREAM = 3
 _VALIDATION_STREAM = 4
+_SHARE_STREAM = 5  # under DDP: each share's neighbour draws and dropout
+# Test hook (colisten.ddp.fail_here): "RANK:EPOCH" makes that DDP rank exit halfway through that epoch.
+FAIL_AT_ENV = "COLISTEN_HGNN_FAIL_AT"
 # Settings that may change between a run and its --resume without changing the result.
 _RESUME_FREE_SETTINGS = {"device", "threads"}
 # Settings added to HGNNConfig after the checkpoint format, with the behaviour older checkpoints
@@ -181,8 +194,12 @@ def fit_hgnn(
     the same seed give the same embeddings whatever the thread count's float-summation order (by
     default multi-threaded scatter sums differ in the last bits, and those bits grow over epochs).
     CUDA runs are left as they are (reproducible up to float error).
+
+    Under DDP (a process group is up) every rank calls this: it trains its share of every global
+    batch (on cuda:LOCAL_RANK with CUDA), and rank 0 alone validates, writes to `out_dir`, calls
+    `on_epoch_end` and returns the embeddings (the other ranks return none).
     """
-    device = resolve_device(device or settings.device, "hgnn.device")
+    device = rank_device(resolve_device(device or settings.device, "hgnn.device"))
     threads = torch.get_num_threads()
     deterministic = (
         torch.are_deterministic_algorithms_enabled(),
@@ -211,6 +228,7 @@ def _train(
 ) -> HGNNResult:
     s = settings
     dev = torch.device(device)  # resolved by fit_hgnn
+    rank, world = rank_and_world()
     out = Path(out_dir) if out_dir is not None else None
     _check_features(graph, features)
     if not s.fanouts or any(f < 1 for f in s.fanouts):
@@ -247,6 +265,7 @@ def _train(
         num_nodes={t: int(x[t].shape[0]) for t in node_types},
     ).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+    batch_loss = _BatchLoss(model, x, neighbor_sampler, s)
 
     def validate() -> dict[str, Any]:
         z = model.embed_full_graph(split.train_graph, x, fanouts=inference, seed=s.seed)
@@ -267,12 +286,22 @@ def _train(
         state = ck["state"]
         curve = ck["curve"]
         done = ck["done"]
-        if state["best_epoch"] > 0:
+        if state["best_epoch"] > 0 and rank == 0:
             best_path = artifacts.HGNN_BEST.within(out)
             best_state = torch.load(best_path, map_location=dev, weights_only=False)["model"]
-    else:
+    elif rank == 0:
         t0 = time.perf_counter()
         curve["initial"] = {**validate(), "seconds": round(time.perf_counter() - t0, 3)}
+    step_loss: torch.nn.Module = batch_loss
+    if world > 1:  # after the checkpoint is loaded: every rank starts from the same state
+        from torch.nn.parallel import DistributedDataParallel
+
+        check_same_data(*_fingerprint(s, split.train, x))
+        # every parameter takes part in every share (_BatchLoss every_parameter), so DDP needs no
+        # search for unused ones (find_unused_parameters: a graph traversal per step)
+        step_loss = DistributedDataParallel(
+            batch_loss, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
 
     # --- epochs ------------------------------------------------------------------------------------
     bar = tqdm(
@@ -280,16 +309,20 @@ def _train(
         initial=state["epoch"],
         desc="train-hgnn",
         unit="epoch",
-        disable=not progress,
+        disable=not progress or rank != 0,
         leave=True,
     )
     while not done and state["epoch"] < s.epochs:
         epoch = state["epoch"] + 1
         t0 = time.perf_counter()
         loss, n_edges = _train_epoch(
-            model, optimizer, x, edge_sampler, split.train, neighbor_sampler, s, epoch, dev, progress
+            step_loss, optimizer, edge_sampler, split.train, s, epoch, dev, progress and rank == 0
         )
         train_seconds = time.perf_counter() - t0
+        if rank != 0:  # rank 0 validates, writes and tells the others whether to go on
+            state["epoch"] = epoch
+            done = _from_rank_0(False, dev)
+            continue
         metrics = validate()
         value = metrics[s.validation_metric]
         improved = value > state["best_metric"]
@@ -337,11 +370,15 @@ def _train(
                 },
             )
             write_json_atomic(artifacts.HGNN_CURVE.within(out), curve)
+        if world > 1:
+            _from_rank_0(done, dev)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", **{s.validation_metric: f"{value:.4f}"}, best=state["best_epoch"])
         if on_epoch_end is not None:
             on_epoch_end(entry)
     bar.close()
+    if rank != 0:
+        return HGNNResult({}, curve, model, state["best_epoch"], float(state["best_metric"]), {})
     curve["stopped_early"] = bool(curve["epochs"]) and curve["epochs"][-1]["epoch"] < s.epochs
     if not curve["epochs"]:
         curve.update(best_epoch=0, best_metric=None)
@@ -393,12 +430,10 @@ def inference_fanouts(s: HGNNConfig) -> list[int | None]:
 
 
 def _train_epoch(
-    model: HeteroGraphSAGE,
+    step_loss: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    x: dict[str, torch.Tensor],
     edge_sampler: BalancedEdgeSampler,
     train_edges: dict[str, EdgeSet],
-    neighbor_sampler: NeighborSampler,
     s: HGNNConfig,
     epoch: int,
     dev: torch.device,
@@ -406,13 +441,15 @@ def _train_epoch(
 ) -> tuple[float, dict[str, int]]:
     """One pass over this epoch's supervision edges; returns the mean max-margin loss.
 
+    `step_loss` is the _BatchLoss of the model, or under DDP its DistributedDataParallel wrapper.
     Everything random in an epoch comes from (seed, epoch), so a resumed run replays it exactly.
     """
+    batch_loss: _BatchLoss = getattr(step_loss, "module", step_loss)
+    model = batch_loss.model
     torch.manual_seed(s.seed * 1_000_003 + epoch)  # dropout
     rng = np.random.default_rng([s.seed, _BATCH_STREAM, epoch])
-    node_types = sorted(x)
-    code = {t: i for i, t in enumerate(node_types)}
-    counts = np.array([x[t].shape[0] for t in node_types], dtype=np.int64)
+    code = batch_loss.code
+    counts = batch_loss.counts
     # (anchor, positive) pairs of every relation, each edge in a random direction this epoch
     parts = []
     chosen = edge_sampler.epoch_edges(epoch)
@@ -432,17 +469,107 @@ def _train_epoch(
     model.train()
     total, n = 0.0, 0
     k = s.negatives
-    full_graph = s.training == "full_graph"
-    step = s.full_graph_step_edges if full_graph else s.batch_size
-    type_offset = np.concatenate([[0], np.cumsum(counts)[:-1]])  # row of a type's node 0 in z_all
+    step = s.full_graph_step_edges if s.training == "full_graph" else s.batch_size
     batches = range(0, anchor.shape[0], step)
-    for lo in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress):
+    rank, world = rank_and_world()
+    mine, n_shares = _shares()
+    # under DDP each share draws its neighbours from its own stream (one process: from `rng`)
+    share_rng = {r: np.random.default_rng([s.seed, _SHARE_STREAM, epoch, r]) for r in mine}
+    for j, lo in enumerate(
+        tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress)
+    ):
         hi = lo + step
         at, an, pt, po = a_type[lo:hi], anchor[lo:hi], p_type[lo:hi], positive[lo:hi]
         nt = np.repeat(pt, k)  # negatives: uniform over all nodes of the positive's type
         ng = (rng.random(nt.shape[0]) * counts[nt]).astype(np.int64)
-        if full_graph:  # every node, fresh neighbours; then this step's edges are rows of it
-            z = model.full_graph_forward(neighbor_sampler.graph, x, s.fanouts, rng)
+        b = at.shape[0]
+        if n_shares == 1:
+            loss = step_loss(at, an, pt, po, nt, ng, rng).mean()
+        else:  # this process's contiguous slice(s) of the global batch
+            if b < n_shares:  # a last batch smaller than the ranks: every rank needs a row
+                continue
+            fail_here(FAIL_AT_ENV, rank, epoch, j, len(batches))
+            cut = [r * b // n_shares for r in range(n_shares + 1)]
+            shares = []
+            for r in mine:
+                rows, negs = slice(cut[r], cut[r + 1]), slice(cut[r] * k, cut[r + 1] * k)
+                torch.manual_seed(_share_seed(s.seed, epoch, j, r))  # dropout
+                hinge = step_loss(
+                    at[rows],
+                    an[rows],
+                    pt[rows],
+                    po[rows],
+                    nt[negs],
+                    ng[negs],
+                    share_rng[r],
+                    every_parameter=True,
+                )
+                # this share's part of the batch's mean, times world: DDP averages the ranks' gradients
+                shares.append(hinge.sum() * (world / (b * k)))
+            loss = shares[0] if len(shares) == 1 else torch.stack(shares).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * b / world  # under DDP: this rank's part, summed below
+        n += b
+    if world > 1:
+        summed = torch.tensor([total], dtype=torch.float64, device=dev)
+        torch.distributed.all_reduce(summed)
+        total = float(summed.item())
+    return total / max(1, n), {r: int(v.shape[0]) for r, v in chosen.items()}
+
+
+class _BatchLoss(torch.nn.Module):
+    """The max-margin hinge terms [rows, negatives] of a batch of (anchor, positive, negatives):
+    the module a training step calls, which DistributedDataParallel wraps under DDP (its forward
+    then sees every parameter a rank's share uses). The model's own state_dict is what is saved.
+
+    minibatch: a sampled computation tree around the rows' distinct nodes; full_graph: every node
+    embedded with freshly sampled neighbours, the rows' nodes read from it. `rng` draws the
+    neighbours. `every_parameter` (a share of a batch, under DDP) adds 0 x every parameter, so each
+    takes part even where the slice sampled no edge of its relation, as DDP needs: such a weight
+    gets a zero gradient instead of none (in one process Adam skips it for that step; the same
+    only if no rank's slice has an edge of that relation, which a balanced batch practically
+    always has).
+    """
+
+    def __init__(
+        self,
+        model: HeteroGraphSAGE,
+        x: dict[str, torch.Tensor],
+        neighbor_sampler: NeighborSampler,
+        s: HGNNConfig,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.x = x
+        self.neighbor_sampler = neighbor_sampler
+        self.fanouts = list(s.fanouts)
+        self.full_graph = s.training == "full_graph"
+        self.negatives = s.negatives
+        self.margin = s.margin
+        self.node_types = sorted(x)
+        self.code = {t: i for i, t in enumerate(self.node_types)}
+        self.counts = np.array([x[t].shape[0] for t in self.node_types], dtype=np.int64)
+        self.type_offset = np.concatenate([[0], np.cumsum(self.counts)[:-1]])  # type's node 0 in z_all
+
+    def forward(
+        self,
+        at: np.ndarray,
+        an: np.ndarray,
+        pt: np.ndarray,
+        po: np.ndarray,
+        nt: np.ndarray,
+        ng: np.ndarray,
+        rng: np.random.Generator,
+        every_parameter: bool = False,
+    ) -> torch.Tensor:
+        """at/an: anchors' types and indices, pt/po: positives', nt/ng: negatives' (k per row)."""
+        model, x = self.model, self.x
+        node_types, code, type_offset = self.node_types, self.code, self.type_offset
+        dev = next(model.parameters()).device
+        if self.full_graph:  # every node, fresh neighbours; then this step's edges are rows of it
+            z = model.full_graph_forward(self.neighbor_sampler.graph, x, self.fanouts, rng)
             z_all = torch.cat([z[t] for t in node_types])
             position = np.concatenate([type_offset[at] + an, type_offset[pt] + po, type_offset[nt] + ng])
         else:  # a sampled computation tree around this batch's distinct nodes
@@ -459,22 +586,53 @@ def _train_epoch(
                 seeds[t] = uniq
                 position[mask] = offset + inv
                 offset += uniq.shape[0]
-            sub = neighbor_sampler.sample(seeds, rng)
+            sub = self.neighbor_sampler.sample(seeds, rng)
             ids = {t: torch.from_numpy(v).to(dev) for t, v in sub.node_ids.items()}
             z = model({t: x[t][v] for t, v in ids.items()}, sub.layers, node_ids=ids)
             z_all = torch.cat([z[t] for t in node_types if t in seeds])
         idx = torch.from_numpy(position).to(dev)
         b = at.shape[0]
-        za, zp, zn = z_all[idx[:b]], z_all[idx[b : 2 * b]], z_all[idx[2 * b :]].view(b, k, -1)
+        za, zp, zn = z_all[idx[:b]], z_all[idx[b : 2 * b]], z_all[idx[2 * b :]].view(b, self.negatives, -1)
         pos_score = (za * zp).sum(-1, keepdim=True)
         neg_score = torch.einsum("bd,bkd->bk", za, zn)
-        loss = torch.relu(neg_score - pos_score + s.margin).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach()) * b
-        n += b
-    return total / max(1, n), {r: int(v.shape[0]) for r, v in chosen.items()}
+        hinge = torch.relu(neg_score - pos_score + self.margin)
+        if every_parameter:
+            hinge = hinge + 0.0 * torch.stack([p.sum() for p in model.parameters()]).sum()
+        return hinge
+
+
+def _shares() -> tuple[list[int], int]:
+    """Which contiguous slices of every global batch this process computes, out of how many:
+    ([rank], world) under DDP; ([0], 1) in one process (the whole batch at once, as always).
+    A test makes one process compute every slice of an N-rank run ([0 .. N-1], N)."""
+    rank, world = rank_and_world()
+    return [rank], world
+
+
+def _share_seed(seed: int, epoch: int, batch: int, share: int) -> int:
+    """The torch seed (dropout) of one share of one batch under DDP."""
+    return int(np.random.SeedSequence([seed, _SHARE_STREAM, epoch, batch, share]).generate_state(1)[0])
+
+
+def _from_rank_0(flag: bool, dev: torch.device) -> bool:
+    """Rank 0's `flag` on every rank (the others pass anything)."""
+    t = torch.tensor([int(flag)], dtype=torch.int64, device=dev)
+    torch.distributed.broadcast(t, 0)
+    return bool(t.item())
+
+
+def _fingerprint(
+    s: HGNNConfig, train: dict[str, EdgeSet], x: dict[str, torch.Tensor]
+) -> tuple[dict[str, Any], np.ndarray]:
+    """What every DDP rank must agree on: the settings (device and threads aside), the node counts,
+    a checksum of each type's features; and the supervision edges (check_same_data's arguments)."""
+    import zlib
+
+    settings = {k: v for k, v in s.model_dump(mode="json").items() if k not in _RESUME_FREE_SETTINGS}
+    features = {t: zlib.crc32(v.detach().cpu().numpy().tobytes()) for t, v in sorted(x.items())}
+    edges = [a for r in sorted(train) for a in (train[r].u, train[r].v)]
+    fingerprint = {"settings": repr(sorted(settings.items())), "features": repr(features)}
+    return fingerprint, np.concatenate(edges) if edges else np.empty(0, np.int64)
 
 
 def _check_features(graph: CoListeningGraph, features: dict[str, Any]) -> None:
