@@ -350,3 +350,32 @@ def test_recency_weights_count_back_from_each_label_window_and_random_folds_weig
     got = [w[indptr[r] : indptr[r + 1]] for r in window for w in [weights]]
     assert np.array_equal(np.concatenate(got), expected.history[2])
     assert (expected.history[2] < 1).any()
+
+
+def test_training_stops_after_patience_epochs_without_a_lower_val_loss(trained_run, tmp_path, monkeypatch):
+    """twotower.patience: once that many epochs pass without a lower validation loss, training ends
+    (also right after a resume) and the best epoch's model is kept; 0 trains every epoch."""
+    from colisten.twotower import train as train_module
+
+    run, _ = trained_run
+    data, *_ = training_data(run)
+    losses = iter([3.0, 2.0, 2.5, 2.4, 1.0, 0.5] * 3)  # best at epoch 2, lower again only at 5
+
+    def rising(model, data, cfg, device="cpu"):
+        return {"val_loss": next(losses), "hr@10": {}}
+
+    monkeypatch.setattr(train_module, "validation_metrics", rising)
+    cfg = run.settings().twotower.model_copy(update={"epochs": 6, "patience": 2})
+    lines = []
+    summary = train_two_tower(data, cfg, tmp_path / "p2", progress=False, log=lines.append)
+    assert [r["epoch"] for r in summary["curve"]] == [1, 2, 3, 4]
+    assert summary["best_epoch"] == 2
+    assert any("early stop after epoch 4" in line for line in lines)
+    assert torch.load(tmp_path / "p2/best.pt", weights_only=False)["epoch"] == 2
+    # a resume of a stopped run trains nothing more
+    again = train_two_tower(data, cfg, tmp_path / "p2", resume=True, **QUIET)
+    assert again["epochs"] == 4 and again["best_epoch"] == 2
+
+    losses = iter([3.0, 2.0, 2.5, 2.4, 1.0, 0.5])
+    every = train_two_tower(data, cfg.model_copy(update={"patience": 0}), tmp_path / "p0", **QUIET)
+    assert len(every["curve"]) == 6 and every["best_epoch"] == 6

@@ -21,7 +21,7 @@ from colisten.twotower.data import TrainingData, TrainingError, label_share, sel
 from colisten.twotower.model import history_bag, item_vectors, load_model, user_vectors
 
 # Settings that may change between a checkpoint and `--resume` without invalidating it.
-RESUMABLE_CHANGES = {"epochs", "device"}
+RESUMABLE_CHANGES = {"epochs", "patience", "device"}  # when to stop, where to run
 
 
 def new_model(data: TrainingData, cfg: TwoTowerConfig):
@@ -289,6 +289,10 @@ def train_two_tower(
 
     n = len(data.train_pairs)
     for epoch in range(start_epoch, cfg.epochs):
+        if _patience_spent(cfg, best, epoch, rank, device, distributed=ddp is not None):
+            if rank == 0:
+                log(f"early stop after epoch {epoch}: no lower validation loss since epoch {best['epoch']}")
+            break
         t0 = time.perf_counter()
         model.train()
         # the global batches are the same whatever the number of ranks: a function of (seed, epoch)
@@ -432,6 +436,22 @@ def _mean_curve(curves: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         row = {k: mean([r.get(k) for r in epoch_rows]) for k in epoch_rows[0] if k != "epoch"}
         rows.append({"epoch": epoch_rows[0]["epoch"], **row})
     return rows
+
+
+def _patience_spent(
+    cfg: TwoTowerConfig, best: dict[str, Any], done: int, rank: int, device: str, *, distributed: bool
+) -> bool:
+    """Whether `cfg.patience` epochs have passed since the best one, after `done` epochs (also
+    right after a resume). Rank 0 alone validates, so under DDP its answer is shared (every rank
+    must leave the loop together)."""
+    import torch
+
+    spent = cfg.patience > 0 and best["epoch"] is not None and done - best["epoch"] >= cfg.patience
+    if distributed:
+        flag = torch.tensor([int(spent and rank == 0)], device=device)
+        torch.distributed.all_reduce(flag)
+        spent = bool(flag.item())
+    return spent
 
 
 def _fingerprint(data: TrainingData, cfg: TwoTowerConfig) -> dict[str, Any]:
