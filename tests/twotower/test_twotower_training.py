@@ -381,3 +381,27 @@ def test_training_stops_after_patience_epochs_without_a_lower_val_loss(trained_r
     losses = iter([3.0, 2.0, 2.5, 2.4, 1.0, 0.5])
     every = train_two_tower(data, cfg.model_copy(update={"patience": 0}), tmp_path / "p0", **QUIET)
     assert len(every["curve"]) == 6 and every["best_epoch"] == 6
+
+
+def test_an_ensembles_curve_averages_each_epoch_over_the_members_that_trained_it():
+    """With twotower.patience, ensemble members may stop at different epochs: the mean curve runs to
+    the longest member, each epoch averaged over the members that trained it."""
+    from colisten.twotower.train import _mean_curve
+
+    short = [{"epoch": 1, "val_loss": 2.0, "val_hr@10": {"audiobook": 0.2}}]
+    long = [
+        {"epoch": 1, "val_loss": 4.0, "val_hr@10": {"audiobook": 0.4}},
+        {"epoch": 2, "val_loss": 3.0, "val_hr@10": {"audiobook": 0.5}},
+    ]
+    curve = _mean_curve([short, long])
+    assert [r["epoch"] for r in curve] == [1, 2]
+    assert [r["val_loss"] for r in curve] == pytest.approx([3.0, 3.0])
+    assert [r["val_hr@10"]["audiobook"] for r in curve] == pytest.approx([0.3, 0.5])
+
+
+def test_train_2t_ends_with_the_best_epoch_of_each_member_and_the_folder_written(tmp_path):
+    """One line for `colisten train-2t`, in one process or from torchrun's rank 0."""
+    one = twotower_stage.summary_line({"best_epoch": 3, "best_val_loss": 4.25}, tmp_path)
+    assert one == f"two-tower model: best epoch 3 (validation loss 4.2500); wrote {tmp_path / 'twotower'}"
+    three = twotower_stage.summary_line({"best_epoch": [2, 4, 2], "best_val_loss": 4.0}, tmp_path)
+    assert "best epoch 2, 4, 2 (validation loss 4.0000)" in three

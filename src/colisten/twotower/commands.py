@@ -54,11 +54,7 @@ def train_2t(
         info = launch(rd.root, settings, nproc, resume=resume, progress=progress)
     else:
         info = twotower_stage.run(rd, settings, resume=resume, progress=progress, log=typer.echo)
-    typer.echo(
-        f"two-tower model: best epoch {_epochs(info['best_epoch'])} (validation loss "
-        f"{info['best_val_loss']:.4f}); "
-        f"wrote {rd / 'twotower'}"
-    )
+    typer.echo(twotower_stage.summary_line(info, rd.root))
 
 
 def recommend(
@@ -238,8 +234,3 @@ def read_history(path: Path) -> list[dict]:
     if "item_id" not in df.columns:
         raise InputFileError(f"{path}: a history needs an item_id column (has {list(df.columns)})")
     return df.to_dict("records")
-
-
-def _epochs(best: int | list[int] | None) -> str:
-    """One model's best epoch, or an ensemble's, member by member."""
-    return ", ".join(map(str, best)) if isinstance(best, list) else str(best)

@@ -48,8 +48,9 @@ def run_worker(run: str, settings: dict[str, Any] | None, resume: bool, progress
 
 
 def _done(run: str, info: dict[str, Any]) -> str:
-    best, loss = info["best_epoch"], info["best_val_loss"]
-    return f"two-tower model: best epoch {best} (validation loss {loss:.4f}); wrote {run}/twotower"
+    from colisten.twotower.stage import summary_line
+
+    return summary_line(info, run)
 
 
 STAGE = ddp.Stage(

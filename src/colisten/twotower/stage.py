@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,3 +83,13 @@ def _train(rd: RunDir, settings: Settings, *, resume: bool, progress: bool, log:
         "n_train_pairs": len(data.train_pairs),
         "n_val_pairs": len(data.val_pairs),
     }
+
+
+def summary_line(info: dict[str, Any], run: Any) -> str:
+    """The line `colisten train-2t` ends with (one process or torchrun's rank 0)."""
+    best = info["best_epoch"]  # an ensemble's: member by member
+    epochs = ", ".join(map(str, best)) if isinstance(best, list) else str(best)
+    return (
+        f"two-tower model: best epoch {epochs} (validation loss {info['best_val_loss']:.4f}); "
+        f"wrote {Path(run) / artifacts.TWOTOWER_MODEL.folder}"
+    )

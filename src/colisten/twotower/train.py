@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -423,7 +424,8 @@ def train_ensemble(
 
 
 def _mean_curve(curves: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Per epoch, the members' mean of every number (dicts of numbers averaged key by key)."""
+    """Per epoch, the mean of every number (dicts of numbers averaged key by key) over the members
+    that trained that epoch: with twotower.patience members may stop at different epochs."""
 
     def mean(values: list[Any]) -> Any:
         if all(isinstance(v, dict) for v in values):
@@ -432,7 +434,8 @@ def _mean_curve(curves: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         return float(np.mean(numbers)) if numbers else None
 
     rows = []
-    for epoch_rows in zip(*curves, strict=False):
+    for present in zip_longest(*curves):
+        epoch_rows = [r for r in present if r is not None]
         row = {k: mean([r.get(k) for r in epoch_rows]) for k in epoch_rows[0] if k != "epoch"}
         rows.append({"epoch": epoch_rows[0]["epoch"], **row})
     return rows
