@@ -173,8 +173,7 @@ class TwoTowerModel(nn.Module):
         total = F.embedding_bag(
             indices, self.history_ids.weight, offsets, mode="sum", per_sample_weights=weights
         )
-        lengths = torch.diff(offsets, append=offsets.new_tensor([len(indices)]))
-        row = torch.repeat_interleave(torch.arange(n_rows, device=indices.device), lengths)
+        row = _bag_rows(offsets, len(indices), n_rows)
         norm = torch.zeros(n_rows, dtype=weights.dtype, device=weights.device).index_add_(0, row, weights)
         return total / norm.clamp_min(1e-12)[:, None]
 
@@ -189,9 +188,8 @@ class TwoTowerModel(nn.Module):
         if self.id_pooling == "all":
             return self.history_ids(indices, offsets)
         n_types = self.n_item_types
-        lengths = torch.diff(offsets, append=offsets.new_tensor([len(indices)]))
-        row = torch.repeat_interleave(torch.arange(n_rows, device=indices.device), lengths)
-        group = row * n_types + self.item_type_of[indices]  # one bag per (row, type)
+        # one bag per (row, type)
+        group = _bag_rows(offsets, len(indices), n_rows) * n_types + self.item_type_of[indices]
         order = torch.argsort(group, stable=True)
         sizes = torch.bincount(group, minlength=n_rows * n_types)
         means = self.history_ids(indices[order], torch.cumsum(sizes, 0) - sizes)
@@ -303,6 +301,12 @@ def in_batch_softmax_loss(
     same[own, own + first_row] = False  # a row's own positive is never masked
     logits = logits.masked_fill(same, float("-inf"))
     return F.cross_entropy(logits, own + first_row, reduction=reduction)
+
+
+def _bag_rows(offsets: torch.Tensor, n_indices: int, n_rows: int) -> torch.Tensor:
+    """The row (bag) of each entry of an EmbeddingBag input given its offsets."""
+    lengths = torch.diff(offsets, append=offsets.new_tensor([n_indices]))
+    return torch.repeat_interleave(torch.arange(n_rows, device=offsets.device), lengths)
 
 
 # --- inference: retrieval vectors of whole feature tables, and a saved model -----------------------
