@@ -131,6 +131,8 @@ def paired_gain(base: dict[str, Any], other: dict[str, Any], segment: str, seed:
     bootstrap resamples of the users."""
     import numpy as np
 
+    from colisten.evaluate.metrics import percentile_interval
+
     def values(trial: dict[str, Any]) -> dict[str, float]:
         u = trial["per_user"]
         keep = [segment in ("all", s) for s in u["segment"]]
@@ -143,8 +145,7 @@ def paired_gain(base: dict[str, Any], other: dict[str, Any], segment: str, seed:
     d = np.array([b[u] - a[u] for u in users])
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, len(d), size=(2000, len(d)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return [float(d.mean()), float(lo), float(hi)]
+    return [float(d.mean()), *percentile_interval(means)]
 
 
 def _run_trial(
