@@ -169,6 +169,16 @@ def check_same_data(fingerprint: dict[str, Any], data: np.ndarray) -> None:
         raise DistributedError(f"rank(s) {bad} built other training data or settings than rank 0")
 
 
+def from_rank_0(flag: bool, device: Any) -> bool:
+    """Rank 0's `flag` on every rank (the others pass anything): rank 0 alone validates, so it
+    decides for all whether training goes on, and every rank leaves the loop together."""
+    import torch
+
+    t = torch.tensor([int(flag)], dtype=torch.int64, device=device)
+    torch.distributed.broadcast(t, 0)
+    return bool(t.item())
+
+
 def fail_here(env: str, rank: int, epoch: int, batch: int, n_batches: int) -> None:
     """Test hook: the environment variable `env` = "RANK:EPOCH" (EPOCH 1-based) makes that rank exit
     (os._exit) halfway through that epoch, the way a killed or crashed process would."""

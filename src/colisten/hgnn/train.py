@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from colisten import artifacts
 from colisten.config import HGNNConfig
-from colisten.ddp import check_same_data, fail_here, rank_and_world, rank_device
+from colisten.ddp import check_same_data, fail_here, from_rank_0, rank_and_world, rank_device
 from colisten.device import resolve_device
 from colisten.errors import ColistenError
 from colisten.graph.store import CoListeningGraph
@@ -321,7 +321,7 @@ def _train(
         train_seconds = time.perf_counter() - t0
         if rank != 0:  # rank 0 validates, writes and tells the others whether to go on
             state["epoch"] = epoch
-            done = _from_rank_0(False, dev)
+            done = from_rank_0(False, dev)
             continue
         metrics = validate()
         value = metrics[s.validation_metric]
@@ -371,7 +371,7 @@ def _train(
             )
             write_json_atomic(artifacts.HGNN_CURVE.within(out), curve)
         if world > 1:
-            _from_rank_0(done, dev)
+            from_rank_0(done, dev)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", **{s.validation_metric: f"{value:.4f}"}, best=state["best_epoch"])
         if on_epoch_end is not None:
@@ -612,13 +612,6 @@ def _shares() -> tuple[list[int], int]:
 def _share_seed(seed: int, epoch: int, batch: int, share: int) -> int:
     """The torch seed (dropout) of one share of one batch under DDP."""
     return int(np.random.SeedSequence([seed, _SHARE_STREAM, epoch, batch, share]).generate_state(1)[0])
-
-
-def _from_rank_0(flag: bool, dev: torch.device) -> bool:
-    """Rank 0's `flag` on every rank (the others pass anything)."""
-    t = torch.tensor([int(flag)], dtype=torch.int64, device=dev)
-    torch.distributed.broadcast(t, 0)
-    return bool(t.item())
 
 
 def _fingerprint(

@@ -290,7 +290,7 @@ def train_two_tower(
 
     n = len(data.train_pairs)
     for epoch in range(start_epoch, cfg.epochs):
-        if _patience_spent(cfg, best, epoch, rank, device, distributed=ddp is not None):
+        if _patience_spent(cfg, best, epoch, distributed=ddp is not None, device=device):
             if rank == 0:
                 log(f"early stop after epoch {epoch}: no lower validation loss since epoch {best['epoch']}")
             break
@@ -442,19 +442,14 @@ def _mean_curve(curves: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def _patience_spent(
-    cfg: TwoTowerConfig, best: dict[str, Any], done: int, rank: int, device: str, *, distributed: bool
+    cfg: TwoTowerConfig, best: dict[str, Any], done: int, *, distributed: bool, device: str
 ) -> bool:
     """Whether `cfg.patience` epochs have passed since the best one, after `done` epochs (also
-    right after a resume). Rank 0 alone validates, so under DDP its answer is shared (every rank
-    must leave the loop together)."""
-    import torch
+    right after a resume); under DDP rank 0's answer (it alone validates)."""
+    from colisten.ddp import from_rank_0
 
     spent = cfg.patience > 0 and best["epoch"] is not None and done - best["epoch"] >= cfg.patience
-    if distributed:
-        flag = torch.tensor([int(spent and rank == 0)], device=device)
-        torch.distributed.all_reduce(flag)
-        spent = bool(flag.item())
-    return spent
+    return from_rank_0(spent, device) if distributed else spent
 
 
 def _fingerprint(data: TrainingData, cfg: TwoTowerConfig) -> dict[str, Any]:
