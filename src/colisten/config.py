@@ -672,6 +672,12 @@ class TuneConfig(_Section):
         "trial beats them with a paired bootstrap 95% interval above 0 (then the best of those); "
         "'best' = the highest validation score, however small its lead.",
     )
+    two_tower_together: bool = Field(
+        True,
+        description="2T and 2T-HGNN try the same two-tower settings in each trial and take one "
+        "choice, made on both models' validation users (twice the evidence; the 2T ablation then "
+        "differs from 2T-HGNN only by the HGNN inputs). false = each model chooses on its own.",
+    )
     cold_share: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
         "auto",
         description="Share of the validation split's warm target-type users made cold (their "

@@ -42,3 +42,17 @@ def test_trials_train_one_two_tower_model_whatever_the_runs_ensemble():
     trial = validation_settings(run)
     assert trial.twotower.ensemble == 1 and run.twotower.ensemble == 3
     assert trial.data.history_days == run.data.history_days - run.data.holdout_days
+
+
+def test_2t_and_2t_hgnn_try_the_same_two_tower_settings_trial_by_trial():
+    from colisten.tune.spaces import TUNED_TOGETHER
+
+    settings = Settings()
+    first, second = (trial_overrides(m, settings, 8, seed=0) for m in TUNED_TOGETHER)
+    shared = [k for k in SEARCH_SPACES["2T-HGNN"] if k in SEARCH_SPACES["2T"]]
+    assert shared == list(SEARCH_SPACES["2T"])
+    assert [{k: t[k] for k in shared} for t in second] == first
+    assert len({tuple(sorted(t.items())) for t in second}) == 8
+    # 2T draws its trials as it did on its own; 2T-HGNN's HGNN settings still vary
+    assert first[0]["twotower.epochs"] == settings.twotower.epochs
+    assert len({t["hgnn.edge_weighting"] for t in second}) > 1

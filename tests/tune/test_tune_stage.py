@@ -250,3 +250,29 @@ def test_a_trial_replaces_the_configured_settings_only_on_evidence():
     assert _choose(trials[:2], "hr@10", "all", "best")["chosen_trial"] == 1  # the old rule: any lead
     assert _choose(trials, "hr@10", "all", "significant")["chosen_trial"] == 2
     assert _choose(trials, "hr@10", "cold", "significant")["chosen_trial"] == 0  # no cold users: no evidence
+
+
+def test_2t_and_2t_hgnn_take_one_choice_on_their_pooled_evidence():
+    from colisten.tune.search import _choose, _choose_together
+
+    rng = np.random.default_rng(1)
+    users = [f"u{i}" for i in range(300)]
+    trials = {}
+    for m, (lo, hi) in {"2T": (0, 150), "2T-HGNN": (150, 300)}.items():
+        base = rng.integers(0, 2, 300).astype(float)
+        better = base.copy()  # +14 -6 hits on this model's own half of the users: +0.027
+        better[lo + rng.choice(np.flatnonzero(base[lo:hi] == 0), 14, replace=False)] = 1
+        better[lo + rng.choice(np.flatnonzero(base[lo:hi] == 1), 6, replace=False)] = 0
+        trials[m] = [_trial(base.tolist(), users), _trial(better.tolist(), users)]
+        for i, t in enumerate(trials[m]):
+            t["model"], t["overrides"] = m, {"trial": i, "model": m}
+        alone = _choose(trials[m], "hr@10", "all", "significant")
+        assert alone["chosen_trial"] == 0 and alone["gains"]["1"][1] <= 0 < alone["gains"]["1"][0]
+    together = _choose_together(trials, ["2T", "2T-HGNN"], "hr@10", "all", "significant", 0)
+    for m, choice in together.items():
+        assert choice["chosen_trial"] == 1 and choice["chosen"] == {"trial": 1, "model": m}
+        assert choice["gains"]["1"][1] > 0 and choice["own_gains"]["1"][1] <= 0
+        assert choice["validation"] == trials[m][1]["metrics"]
+        assert choice["chosen_with"] == [x for x in together if x != m]
+    pooled = np.mean([np.mean(trials[m][1]["per_user"]["value"]) for m in trials])
+    assert together["2T"]["pooled_validation"]["all"]["hr@10"] == pytest.approx(pooled)

@@ -10,6 +10,10 @@ hold-out. "best": the best trial (ties: the earlier). Each trial is recorded in
 RUN/tune/trials/MODEL/N/trial.json as soon as it ends, so an interrupted tuning resumes where it
 stopped; RUN/tune/tuning.json holds every trial and the choice.
 
+`[tune] two_tower_together` (default): 2T and 2T-HGNN try the same two-tower settings in each
+trial and take one choice, the pooled evidence of both models' validation users (each user's value
+the mean of the two models'), so 2T stays 2T-HGNN without the HGNN inputs.
+
 2T-HGNN trials train the whole chain (graph, HGNN, two-tower model) in their trial folder; trials
 that share graph and HGNN settings share one trained HGNN (RUN/tune/hgnn/KEY/).
 """
@@ -28,7 +32,7 @@ from colisten.config import Settings
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 from colisten.rundir import RunDir
-from colisten.tune.spaces import SEARCH_SPACES, apply_overrides, trial_overrides
+from colisten.tune.spaces import SEARCH_SPACES, TUNED_TOGETHER, apply_overrides, trial_overrides
 from colisten.tune.validation import (
     carve_validation_split,
     split_key,
@@ -83,6 +87,7 @@ def tune_models(
         },
         "models": {},
     }
+    all_trials: dict[str, list[dict[str, Any]]] = {}
     for model in cfg.models:
         trials = []
         candidates = trial_overrides(model, vsettings, cfg.trials, cfg.seed)
@@ -95,7 +100,13 @@ def tune_models(
             score = result["metrics"].get(cfg.segment, {}).get(metric)
             shown = "n/a" if score is None else f"{score:.4f}"
             log(f"tune {model} {i + 1}/{len(candidates)}: {metric} {shown} ({result['seconds']:.1f} s)")
+        all_trials[model] = trials
         out["models"][model] = _choose(trials, metric, cfg.segment, cfg.choose, cfg.seed)
+    together = [m for m in TUNED_TOGETHER if m in all_trials]
+    if cfg.two_tower_together and len(together) > 1:
+        out["models"].update(
+            _choose_together(all_trials, together, metric, cfg.segment, cfg.choose, cfg.seed)
+        )
     write_json_atomic(artifacts.TUNING.at(run), out)
     return out
 
@@ -123,6 +134,60 @@ def _choose(
     }
     if gains:
         out["gains"] = gains
+    return out
+
+
+def _choose_together(
+    all_trials: dict[str, list[dict[str, Any]]],
+    models: list[str],
+    metric: str,
+    segment: str,
+    rule: str,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """One trial index for all `models` (their trials share the two-tower settings, trial by
+    trial): `_choose` over pooled trials, whose per-user value is the mean of the models' values
+    for that user and whose score is the mean of their scores. Each model's record keeps its own
+    trials and gets the pooled gains."""
+    n = min(len(all_trials[m]) for m in models)
+    pooled = []
+    for i in range(n):
+        trials = [all_trials[m][i] for m in models]
+        per_model = [dict(zip(t["per_user"]["user_id"], t["per_user"]["value"], strict=True)) for t in trials]
+        first = trials[0]["per_user"]
+        keep = [j for j, u in enumerate(first["user_id"]) if all(u in v for v in per_model)]
+        users = [first["user_id"][j] for j in keep]
+        values = [sum(v[u] for v in per_model) / len(models) for u in users]
+        scores = [t["metrics"].get(segment, {}).get(metric) for t in trials]
+        metrics = {} if None in scores else {segment: {metric: sum(scores) / len(scores)}}
+        pooled.append(
+            {
+                "model": models[0],
+                "overrides": {},
+                "metrics": metrics,
+                "per_user": {
+                    "user_id": users,
+                    "segment": [first["segment"][j] for j in keep],
+                    "value": values,
+                },
+            }
+        )
+    choice = _choose(pooled, metric, segment, rule, seed)
+    best = choice["chosen_trial"]
+    out = {}
+    for m in models:
+        trials = all_trials[m]
+        out[m] = {
+            **_choose(trials, metric, segment, rule, seed),
+            "chosen": trials[best]["overrides"],
+            "chosen_trial": best,
+            "validation": trials[best]["metrics"],
+            "chosen_with": [x for x in models if x != m],
+            "pooled_validation": choice["validation"],
+        }
+        if "gains" in choice:
+            out[m]["own_gains"] = out[m].get("gains", {})
+            out[m]["gains"] = choice["gains"]
     return out
 
 

@@ -58,6 +58,11 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
     "2T-HGNN": {**_TWO_TOWER, "hgnn.edge_weighting": ["none", "cocount"]},
 }
 
+# Models tuned together ([tune] two_tower_together): the same two-tower settings in every trial,
+# and one choice for both, made on both models' validation users. 2T is 2T-HGNN without the HGNN
+# inputs; with one choice it stays that ablation, and each trial's evidence is twice as large.
+TUNED_TOGETHER = ("2T", "2T-HGNN")
+
 # Models whose settings come from another model's tuning (they share its stages).
 SHARES_SETTINGS_OF = {"HGNN": "2T-HGNN", "HGNN-w-users": "2T-HGNN"}
 
@@ -79,11 +84,22 @@ def apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
 
 
 def trial_overrides(model: str, settings: Settings, trials: int, seed: int) -> list[dict[str, Any]]:
-    """`trials` distinct settings of `model`'s space; the first is the run's own."""
+    """`trials` distinct settings of `model`'s space; the first is the run's own.
+
+    The models of TUNED_TOGETHER draw their two-tower settings alike (as 2T draws them), trial by
+    trial, so that their trials can be compared user by user across both models; 2T-HGNN's other
+    settings (the HGNN's) are drawn on their own for each trial."""
     space = SEARCH_SPACES[model]
+    if model in TUNED_TOGETHER and model != TUNED_TOGETHER[0]:
+        shared = trial_overrides(TUNED_TOGETHER[0], settings, trials, seed)
+        rest = {k: v for k, v in space.items() if k not in _TWO_TOWER}
+        own = {k: get_setting(settings, k) for k in rest}
+        rng = np.random.default_rng([seed, sum(map(ord, model))])
+        drawn = [own] + [{k: v[rng.integers(len(v))] for k, v in rest.items()} for _ in shared[1:]]
+        return [{**s, **d} for s, d in zip(shared, drawn, strict=True)]
     keys = list(space)
-    own = tuple(get_setting(settings, k) for k in keys)
-    grid = [p for p in itertools.product(*(space[k] for k in keys)) if p != own]
+    own_values = tuple(get_setting(settings, k) for k in keys)
+    grid = [p for p in itertools.product(*(space[k] for k in keys)) if p != own_values]
     rng = np.random.default_rng([seed, sum(map(ord, model))])
     picked = [grid[i] for i in rng.permutation(len(grid))[: max(trials - 1, 0)]]
-    return [dict(zip(keys, p, strict=True)) for p in [own, *picked]]
+    return [dict(zip(keys, p, strict=True)) for p in [own_values, *picked]]
