@@ -524,6 +524,14 @@ class EvaluateConfig(_Section):
         description="Cap on users x items scores held at once (8M, ~100 MB with the float64 product); "
         "the user batch shrinks for large catalogues so memory stays bounded.",
     )
+    max_users: int = Field(
+        0,
+        ge=0,
+        description="Users evaluated per item type at most (0 = all, default): above it, a uniform "
+        "sample seeded by evaluate.seed, the same users for every model (paired intervals hold). "
+        "Ranking costs users x catalogue, so at millions of users this keeps evaluate to hours; the "
+        "intervals say how much the sample costs.",
+    )
     consumed: Literal["strong", "any"] = Field(
         "strong",
         description="Items excluded from a user's ranking, as production filters them: 'strong' (default) "

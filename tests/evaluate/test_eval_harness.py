@@ -72,6 +72,28 @@ def test_segments_partition_the_evaluated_users(tiny_run):
         assert pop["warm"] + pop["cold"] == pop["all"] > 0
 
 
+def test_max_users_evaluates_a_seeded_sample_of_the_same_users_for_every_model(tiny_run):
+    full = load_eval_data(tiny_run.root, settings())
+    n = {t: full.targets[t].evaluated_users.size for t in ("audiobook", "podcast")}
+    sampled = load_eval_data(tiny_run.root, settings(max_users=10))
+    for t in n:
+        tgt = sampled.targets[t]
+        assert n[t] > 10 and tgt.evaluated_users.size == 10 and tgt.eligible_users == n[t]
+        assert set(tgt.evaluated_users) <= set(full.targets[t].evaluated_users)
+        # a sampled user keeps all their positives; the others have none
+        kept = tgt.evaluated_users
+        assert (tgt.positives[kept] != full.targets[t].positives[kept]).nnz == 0
+        again = load_eval_data(tiny_run.root, settings(max_users=10)).targets[t].evaluated_users
+        other = load_eval_data(tiny_run.root, settings(max_users=10, seed=1)).targets[t].evaluated_users
+        assert np.array_equal(again, kept) and not np.array_equal(other, kept)
+    metrics = evaluate_run(tiny_run.root, settings(max_users=10), ["Popularity", "ALS"], bootstrap=0)
+    assert all(metrics[t]["all"][m]["users"] == 10 for t in n for m in ("Popularity", "ALS"))
+    assert (
+        load_eval_data(tiny_run.root, settings(max_users=10_000)).targets["audiobook"].eligible_users
+        == n["audiobook"]
+    )
+
+
 def test_consumed_items_are_never_ranked_and_positives_are_new(tiny_run):
     s = settings()
     data = load_eval_data(tiny_run.root, s)

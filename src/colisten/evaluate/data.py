@@ -37,10 +37,12 @@ class TypeTargets:
     popularity: np.ndarray  # float64 [n_items]: strong events in history
     tier: np.ndarray  # int8 [n_items]: 1 = most popular ... tiers
     segment: np.ndarray  # str [n_users]: "warm" | "cold" | "" (no row in segments.parquet)
+    eligible_users: int = 0  # users with a held-out positive, before [evaluate] max_users
 
     @property
     def evaluated_users(self) -> np.ndarray:
-        """Users with at least one held-out positive of this type (row indices, ascending)."""
+        """Users with at least one held-out positive of this type (row indices, ascending; a
+        seeded sample of them with [evaluate] max_users)."""
         return np.flatnonzero(np.diff(self.positives.indptr) > 0)
 
 
@@ -147,6 +149,9 @@ def build_targets(data: EvalData, item_type: str) -> TypeTargets:
     held = _binary(data.holdout_strong[:, sl])
     # A positive must be new: held out and not already consumed (consumed items are never ranked).
     positives = _binary(held - held.multiply(consumed))
+    eligible = int(np.count_nonzero(np.diff(positives.indptr)))
+    if cfg.max_users and eligible > cfg.max_users:
+        positives = _sample_users(positives, cfg.max_users, cfg.seed, item_type)
     popularity = np.asarray(strong.sum(axis=0)).ravel().astype(np.float64)
     n = sl.stop - sl.start
     tier = popularity_tiers(popularity, cfg.tiers)
@@ -171,7 +176,18 @@ def build_targets(data: EvalData, item_type: str) -> TypeTargets:
         popularity=popularity,
         tier=tier,
         segment=seg.astype(str),
+        eligible_users=eligible,
     )
+
+
+def _sample_users(positives: sp.csr_matrix, n: int, seed: int, item_type: str) -> sp.csr_matrix:
+    """`positives` with the rows of all but `n` users (seeded, uniform, per item type) emptied."""
+    users = np.flatnonzero(np.diff(positives.indptr) > 0)
+    rng = np.random.default_rng([seed, sum(map(ord, item_type))])
+    keep = np.zeros(positives.shape[0], dtype=bool)
+    keep[rng.choice(users, size=n, replace=False)] = True
+    kept = sp.diags(keep.astype(np.float32)) @ positives
+    return _binary(kept)
 
 
 def _binary(m: sp.spmatrix) -> sp.csr_matrix:

@@ -302,6 +302,7 @@ def evaluate(
             meta["item_types"][item_type] = {
                 "items": tgt.n_items,
                 "evaluated_users": {s: int(m.sum()) for s, m in masks.items()},
+                "eligible_users": tgt.eligible_users,
                 "positives": int(tgt.positives.nnz),
                 "tier_sizes": np.bincount(tgt.tier, minlength=cfg.tiers + 1)[1:].tolist(),
             }
