@@ -56,6 +56,8 @@ import sys
 import time
 from pathlib import Path
 
+from colisten.artifacts import CATALOGUE
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -102,17 +104,9 @@ STAGES = (
     "evaluate",
     "recommend",
 )
-WRITES = {
-    "validate": ["data"],
-    "split": ["split"],
-    "embed": ["content"],
-    "graph": ["graph"],
-    "train-hgnn": ["hgnn"],
-    "train-2t": ["twotower"],
-    "index": ["index"],
-    "evaluate": ["eval"],
-    "recommend": ["recommend"],
-}
+# recommend writes where --out says (stage_command puts it in RUN/recommend); the rest, the folders
+# of their artifacts in the catalogue
+WRITES = {stage: sorted({a.folder for a in CATALOGUE if a.stage == stage}) or [stage] for stage in STAGES}
 # DuckDB stages: memory bounded by a setting, they spill to disk beyond it
 SPILLS = {"validate": "[data] memory_limit", "split": "[data] memory_limit", "graph": "[graph] memory_limit"}
 SCALE_OUT = {
@@ -346,6 +340,14 @@ def run_context(run: Path) -> dict:
 METRICS = ("seconds", "peak_rss_mib", "disk_mib")
 
 
+def _power_law(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """a, b of y = a * x^b: least squares on log y against log x."""
+    import numpy as np
+
+    b, log_a = np.polyfit(np.log(xs), np.log(ys), 1)
+    return math.exp(log_a), float(b)
+
+
 def fit_growth(xs: list[float], ys: list[float], floor: float) -> dict:
     """y = floor + a * x^b, a and b by least squares on log(y - floor) against log(x).
 
@@ -354,26 +356,18 @@ def fit_growth(xs: list[float], ys: list[float], floor: float) -> dict:
     projected: measure larger sizes).
     """
     pts = [(x, y - floor) for x, y in zip(xs, ys, strict=True) if y - floor > 0.1 * max(floor, 1e-9)]
-    if len(pts) < 2:
-        return {"a": max(ys) - floor, "b": 0.0, "floor": floor, "points": len(pts), "flat": True}
-    lx = [math.log(x) for x, _ in pts]
-    ly = [math.log(y) for _, y in pts]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    sxx = sum((v - mx) ** 2 for v in lx)
-    b = sum((u - mx) * (v - my) for u, v in zip(lx, ly, strict=True)) / sxx
-    if b <= 0:  # growth above the floor that shrinks with size: noise, not a trend
-        return {"a": max(ys) - floor, "b": 0.0, "floor": floor, "points": len(pts), "flat": True}
-    a = math.exp(my - b * mx)
-    return {"a": a, "b": b, "floor": floor, "points": len(pts), "flat": False}
+    if len(pts) >= 2:
+        a, b = _power_law([x for x, _ in pts], [y for _, y in pts])
+        if b > 0:  # growth above the floor that shrinks with size is noise, not a trend
+            return {"a": a, "b": b, "floor": floor, "points": len(pts), "flat": False}
+    return {"a": max(ys) - floor, "b": 0.0, "floor": floor, "points": len(pts), "flat": True}
 
 
 def fit_plain(xs: list[float], ys: list[float]) -> float | None:
     """The exponent of a plain power law y = a * x^b (for the record; fixed costs bias it low)."""
     if len(xs) < 2 or min(ys) <= 0:
         return None
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((u - mx) * (v - my) for u, v in zip(lx, ly, strict=True)) / sum((u - mx) ** 2 for u in lx)
+    return _power_law(xs, ys)[1]
 
 
 def predict(fit: dict, x: float) -> float:
@@ -543,7 +537,7 @@ def plot(measured: list[dict], proj: dict, path: Path, args: argparse.Namespace)
             fit = p[metric]
             grid = np.geomspace(xs.max(), target, 50)
             if not fit["flat"]:  # a flat stage is not projected
-                curve = (fit["floor"] + fit["a"] * grid ** fit["b"]) * scale
+                curve = predict(fit, grid) * scale
                 ax.plot(grid, curve, ":" if spills else "--", color=c, alpha=0.8)
                 ax.plot([target], [fit["projected"] * scale], "x", color=c)
         ax.axvline(target, color="grey", lw=0.8)
@@ -658,8 +652,9 @@ def record(text: str, args: argparse.Namespace, load_before: float, wall: float)
             f"- command: `.venv/bin/python {command.strip()}`",
             f"- load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}; "
             f"wall of this invocation {wall / 60:.1f} min",
-            "- worlds: `colisten world`, 0.35 podcasts and 0.025 audiobooks per user (the paper's "
-            "catalogue per user); every stage its own `colisten` process (peak RSS = wait4 ru_maxrss); "
+            f"- worlds: `colisten world`, {PODCASTS_PER_USER:g} podcasts and {AUDIOBOOKS_PER_USER:g} "
+            "audiobooks per user (the paper's catalogue per user); every stage its own `colisten` "
+            "process (peak RSS = wait4 ru_maxrss); "
             "tune off, HGNN and two-tower 1 epoch (ensemble 1; the HGNN epoch the paper's whole balanced "
             f"epoch, uncapped), evaluate `--models {args.models}`; disk = MiB of the folder the stage "
             f"wrote; fixed cost per stage = a {args.floor_users}-user floor world (docs/scaling.md)",
