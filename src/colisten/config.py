@@ -480,6 +480,15 @@ class TwoTowerConfig(_Section):
         "fewer epochs (bench/RESULTS.md).",
     )
     device: str = Field("auto", description="auto = cuda if available, else cpu.")
+    user_table_mb: int = Field(
+        1024,
+        ge=0,
+        description="The training rows' dense user inputs (mostly history means, e.g. 773 float32 "
+        "per row) are precomputed while they fit in this many MiB (per process) and computed "
+        "batch by batch from the history otherwise: the same values, so the same model, in memory "
+        "that follows the history entries instead of rows x width. Precomputed is faster (each "
+        "row once, not once per epoch). 0 = always batch by batch.",
+    )
     seed: int = Field(0, description="Seeds initialisation, the validation split and batch order.")
 
 

@@ -142,3 +142,37 @@ def test_background_reload_swaps_and_a_second_one_is_refused(toy_bundle, other_t
     assert swapped == [toy_bundle.version, state.bundle.version]
     # the old bundle a request still holds keeps working after the swap
     assert len(held.recommend(held.known_user_query(3), "audiobook", 5).items) == 5
+
+
+def test_a_reload_loads_in_a_low_priority_thread_and_restores_the_switch_interval(toy_bundle, other_toy_run):
+    """The loader runs behind the requests (state.background_priority): in a thread that is not
+    the caller's, niced to 19 on Linux, with a short GIL switch interval that ends with the load."""
+    import os
+    import sys
+
+    from colisten.serve.state import RELOAD_SWITCH_INTERVAL_S
+
+    seen = {}
+
+    def loader(run):
+        seen["thread"] = threading.get_native_id()
+        seen["interval"] = sys.getswitchinterval()
+        if sys.platform.startswith("linux"):
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, seen["thread"])
+        return load_bundle(run, verify_users=0)
+
+    before = sys.getswitchinterval()
+    state = ModelState(toy_bundle, loader)
+    assert state.reload(other_toy_run).state == "swapped"
+    assert seen["thread"] != threading.get_native_id()
+    assert seen["interval"] == RELOAD_SWITCH_INTERVAL_S < before == sys.getswitchinterval()
+    if sys.platform.startswith("linux"):
+        assert seen["nice"] == 19 and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != 19
+
+    def failing(run):
+        raise ValueError("broken run")
+
+    state = ModelState(toy_bundle, failing)
+    with pytest.raises(ValueError, match="broken run"):  # the loader's error reaches the caller
+        state.reload(other_toy_run)
+    assert state.status.state == "failed" and sys.getswitchinterval() == before

@@ -192,3 +192,19 @@ def test_recency_means_weigh_each_types_streamed_items_by_recency():
     np.testing.assert_allclose(recent[:4], (EMB[1] + 0.25 * EMB[0]) / 1.25, rtol=1e-6)
     np.testing.assert_allclose(recent[4:], EMB[3], rtol=1e-6)
     assert not space(recency_means=True).recency_means  # needs a half-life
+
+
+def test_lazy_dense_rows_equal_the_materialised_table_bit_for_bit():
+    """UserDense computes a row only when indexed; every row, by any index, is the table's."""
+    from colisten.twotower.features import UserDense
+
+    s = space(recency_half_life=1.0, recency_means=True)
+    table = user_features(EV, USERS, ["u2", "u1", "u3"], s)
+    lazy = user_features(EV, USERS, ["u2", "u1", "u3"], s, lazy=True).dense
+    assert isinstance(lazy, UserDense) and isinstance(table.dense, np.ndarray)
+    assert lazy.shape == table.dense.shape and len(lazy) == 3 and lazy.nbytes == table.dense.nbytes
+    assert np.array_equal(lazy.materialise(), table.dense)
+    assert np.array_equal(lazy[np.array([2, 0, 2])], table.dense[[2, 0, 2]])
+    assert np.array_equal(lazy[1], table.dense[1]) and np.array_equal(lazy[1:], table.dense[1:])
+    both = UserDense.concat([lazy, user_features(EV, USERS, ["u1"], s, lazy=True).dense])
+    assert np.array_equal(both.materialise(), np.concatenate([table.dense, table.dense[[1]]]))

@@ -405,3 +405,26 @@ def test_train_2t_ends_with_the_best_epoch_of_each_member_and_the_folder_written
     assert one == f"two-tower model: best epoch 3 (validation loss 4.2500); wrote {tmp_path / 'twotower'}"
     three = twotower_stage.summary_line({"best_epoch": [2, 4, 2], "best_val_loss": 4.0}, tmp_path)
     assert "best epoch 2, 4, 2 (validation loss 4.0000)" in three
+
+
+def test_rows_computed_per_batch_train_the_same_model_as_a_precomputed_table(tmp_path, fast):
+    """twotower.user_table_mb = 0 keeps the training rows' dense inputs as a UserDense (computed
+    batch by batch, memory following the history): the model equals the precomputed table's bit
+    for bit, windows, folds, cold copies and recency means included."""
+    from colisten.twotower.features import UserDense
+
+    settings = fast(
+        epochs=2, label_windows=2, label_folds=2, cold_copies=True, recency_half_life=4.0, recency_means=True
+    )
+    run = write_toy_run(tmp_path / "run", n_users=150, seed=3, settings=settings)
+    models = {}
+    for mb in (1024, 0):
+        s = settings.model_copy(
+            update={"twotower": settings.twotower.model_copy(update={"user_table_mb": mb})}
+        )
+        data = load_training_data(run, s)
+        assert isinstance(data.users.dense, UserDense) == (mb == 0)
+        train_two_tower(data, s.twotower, tmp_path / f"mb{mb}", **QUIET)
+        models[mb] = torch.load(tmp_path / f"mb{mb}" / "checkpoint.pt", weights_only=False)["model"]
+    for name, value in models[1024].items():
+        assert torch.equal(value, models[0][name]), name

@@ -73,7 +73,7 @@ class RealtimeUserFeatures:
     def _weighted_sums(
         self, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_rows: int
     ) -> np.ndarray:
-        """features._sparse_weighted of one user's groups, rounded alike. The reference multiplies a
+        """features.UserDense of one user's groups, rounded alike. The reference multiplies a
         CSR matrix by the embeddings: per output row it adds weight * embedding item by item in
         ascending item order, in float32. A cumulative sum over the same products in the same order
         rounds identically."""

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -480,7 +482,6 @@ def _release_memory() -> None:
     """Hand the freed model's memory back to the OS after a swap. Without it the allocators keep
     it (Arrow's mimalloc pool, glibc's heap): the demo server's RSS grew 18% over four reloads
     of the same-sized model, flat once released (bench/RESULTS.md, soak)."""
-    import contextlib
     import ctypes
 
     import pyarrow as pa
@@ -488,8 +489,35 @@ def _release_memory() -> None:
     # no gc.collect(): a full collection holds the GIL for as long as it walks the heap (the
     # bundle has no reference cycles; it is freed by reference count)
     pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): pages are kept
+    with suppress(OSError, AttributeError):  # not glibc (macOS, musl): pages are kept
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+# The GIL switch interval while a reload loads (Python's default is 5 ms).
+RELOAD_SWITCH_INTERVAL_S = 0.0005
+
+
+@contextmanager
+def background_priority():
+    """Run the body (a model load, in a thread of its own) behind the requests being served.
+
+    Two things stretch requests during a reload on a machine with few cores: the OS gives the
+    loading thread cores the serving thread needs, and whenever the loader holds the GIL a
+    request waits up to the switch interval (5 ms) at each of its handovers. So the thread's nice
+    value goes to 19 (Linux schedules threads by their own nice value; it cannot be raised back
+    without privileges, hence a thread of its own) and the process's switch interval drops to
+    0.5 ms until the load ends.
+    """
+    import sys
+
+    with suppress(OSError, AttributeError):  # not Linux: the thread keeps its priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, RELOAD_SWITCH_INTERVAL_S))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 @dataclass
@@ -542,10 +570,24 @@ class ModelState:
         """Load `run` (default: the current run again) and swap it in; the old bundle serves meanwhile.
 
         Raises ReloadInProgress if another reload is loading; on a failed load the old bundle
-        stays and the error is re-raised (and recorded in `status`).
+        stays and the error is re-raised (and recorded in `status`). The load runs in a thread of
+        its own (background_priority), this one waits for it.
         """
         self._begin(run)
-        return self._load_and_swap(run)
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["status"] = self._load_and_swap(run)
+            except BaseException as e:  # re-raised in the caller's thread
+                outcome["error"] = e
+
+        thread = threading.Thread(target=target, name="colisten-reload", daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["status"]
 
     def reload_in_background(self, run: str | Path | None = None) -> threading.Thread:
         """Start a reload in a daemon thread; ReloadInProgress at once if one is loading.
@@ -578,7 +620,8 @@ class ModelState:
             old = self._bundle
             target = Path(run) if run is not None else old.run
             try:
-                new = self._loader(target)
+                with background_priority():
+                    new = self._loader(target)
             except Exception as e:
                 self.status.state, self.status.error = "failed", str(e)
                 self.status.finished_at, self.status.version = time.time(), old.version

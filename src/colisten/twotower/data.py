@@ -24,6 +24,7 @@ from colisten.twotower.features import (
     SECONDS_PER_DAY,
     FeatureSpace,
     ItemFeatures,
+    UserDense,
     UserFeatures,
     build_feature_space,
     consumed_items,
@@ -173,9 +174,10 @@ def build_training_data(
         history_parts.append(feats.history)
         offset += len(feats.user_ids)
     consumed = csr_concat(consumed_parts)
+    user_dense = UserDense.concat(dense)
     feats = UserFeatures(
         user_ids=np.concatenate(row_ids),
-        dense=np.concatenate(dense),
+        dense=user_dense.materialise() if user_dense.nbytes <= cfg.user_table_mb * 2**20 else user_dense,
         categorical=np.concatenate(categorical),
         history=csr_concat(history_parts),
     )
@@ -240,7 +242,7 @@ def _label_window(
 
     user_ids = np.array(sorted(set(label_user_ids)), dtype=object)
     before = history.loc[is_before]
-    feats = user_features(before, users, user_ids, space, as_of=as_of, equal_recency=equal_recency)
+    feats = user_features(before, users, user_ids, space, as_of=as_of, equal_recency=equal_recency, lazy=True)
     consumed = consumed_items(before, user_ids, space, which="strong", as_of=as_of)
     user_row = pd.Index(user_ids).get_indexer(label_user_ids)
     pairs = (
@@ -264,11 +266,13 @@ def _label_window(
         return feats, pairs, consumed, n_real
     target_items = space.item_ids[space.item_type_codes == cold_code]
     stripped = before.loc[~before["item_id"].isin(target_items)]
-    copies = user_features(stripped, users, user_ids[rows], space, as_of=as_of, equal_recency=equal_recency)
+    copies = user_features(
+        stripped, users, user_ids[rows], space, as_of=as_of, equal_recency=equal_recency, lazy=True
+    )
     copy_pairs = np.stack([n_real + np.searchsorted(rows, labels[:, 0]), labels[:, 1]], axis=1)
     merged = UserFeatures(
         user_ids=np.concatenate([feats.user_ids, copies.user_ids]),
-        dense=np.concatenate([feats.dense, copies.dense]),
+        dense=UserDense.concat([feats.dense, copies.dense]),
         categorical=np.concatenate([feats.categorical, copies.categorical]),
         history=csr_concat([feats.history, copies.history]),
     )

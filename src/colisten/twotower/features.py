@@ -177,12 +177,71 @@ def build_feature_space(
 
 
 # --- user tower inputs --------------------------------------------------------------------------
+class UserDense:
+    """The user tower's dense inputs, computed row by row when asked for.
+
+    Most of a row is history means: per item type and kind, a weighted mean of the history
+    embedding (773 float32 per row on the demo world). A training table repeats each user once
+    per label window and fold, so materialised it grows as users x rows per user x 3 KB (~185 GB
+    at the paper's 10M users; docs/scaling.md). Here each mean block is kept as its sparse
+    weights [rows x entries, n_items] beside the embedding, which costs what the history costs,
+    and `table[rows]` multiplies only the rows asked for. scipy multiplies each sparse row on its
+    own, so a row equals the materialised table's bit for bit: a model trained on either is the same.
+    """
+
+    def __init__(
+        self, blocks: list[Any], per_row: list[int], embedding: np.ndarray, rest: np.ndarray
+    ) -> None:
+        self.blocks = blocks  # scipy CSR [n * per_row[b], n_items] of weights, one per mean block
+        self.per_row = per_row  # means per user row in each block
+        self.embedding = embedding  # float32 [n_items, d]
+        self.rest = rest  # float32 [n, r]: the columns after the means (counts, taste vector)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        d = self.embedding.shape[1]
+        return len(self.rest), sum(self.per_row) * d + self.rest.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the materialised table."""
+        n, width = self.shape
+        return n * width * 4
+
+    def __len__(self) -> int:
+        return len(self.rest)
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, (int, np.integer)):
+            return self[np.array([rows])][0]
+        rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+        d = self.embedding.shape[1]
+        parts = []
+        for block, k in zip(self.blocks, self.per_row, strict=True):
+            at = (rows[:, None] * k + np.arange(k)).ravel()
+            parts.append(np.asarray(block[at] @ self.embedding, dtype=np.float32).reshape(len(rows), k * d))
+        return np.concatenate([*parts, self.rest[rows]], axis=1)
+
+    def materialise(self) -> np.ndarray:
+        return self[slice(None)]
+
+    @staticmethod
+    def concat(parts: list[UserDense]) -> UserDense:
+        """The tables `parts` stacked row-wise (all built over the same embedding)."""
+        import scipy.sparse as sp
+
+        first = parts[0]
+        blocks = [sp.vstack([p.blocks[b] for p in parts], format="csr") for b in range(len(first.blocks))]
+        return UserDense(blocks, first.per_row, first.embedding, np.concatenate([p.rest for p in parts]))
+
+
 @dataclass
 class UserFeatures:
     """User-tower inputs, one row per requested user."""
 
     user_ids: np.ndarray  # object [n]
-    dense: np.ndarray  # float32 [n, space.user_dense_dim]
+    # float32 [n, space.user_dense_dim]; a UserDense (rows computed when indexed) with lazy=True
+    dense: np.ndarray | UserDense
     categorical: np.ndarray  # int64 [n, 2]: age bucket, country
     unknown_items: int = 0  # events dropped because their item is not in the catalogue
     # CSR (indptr [n + 1], global item indices ascending[, float32 recency weights]): the distinct
@@ -200,9 +259,11 @@ def user_features(
     start: int | None = None,
     as_of: int | None = None,
     equal_recency: bool = False,
+    lazy: bool = False,
 ) -> UserFeatures:
     """User-tower inputs from raw events and demographics, for events with start <= ts < as_of.
     `equal_recency`: every recency weight 1 (training rows whose labels are from any time).
+    `lazy`: `dense` is a UserDense whose rows are computed when indexed (the same values).
 
     Per item type: the mean history embedding (HGNN, or text for the no-HGNN baseline) of the
     distinct items streamed, and of those touched by weak signals (own mean, merged, or dropped
@@ -213,9 +274,6 @@ def user_features(
     user_index = pd.Index(np.asarray(user_ids, dtype=object))
     n_users = len(user_index)
     n_types = len(space.item_types)
-    emb = space.history_embedding
-    d = emb.shape[1]
-
     ev = _window(events, start, as_of)
     kind = _event_kind(ev["event"], space)
     item = space.item_index.get_indexer(ev["item_id"])
@@ -238,9 +296,8 @@ def user_features(
     key = np.unique(group.astype(np.int64) * space.n_items + item)
     rows, cols = key // space.n_items, key % space.n_items
     per_row = np.bincount(rows, minlength=n_users * n_types * n_kinds).astype(np.float32)
-    means = _sparse_mean(rows, cols, per_row, emb, n_users * n_types * n_kinds).reshape(
-        n_users, n_types * n_kinds * d
-    )
+    weights = (1.0 / np.maximum(per_row, 1.0))[rows].astype(np.float32)
+    blocks = [_sparse_weights(rows, cols, weights, n_users * n_types * n_kinds, space.n_items)]
 
     taste = np.zeros((n_users, space.taste_dim + 1), dtype=np.float32)
     categorical = np.zeros((n_users, 2), dtype=np.int64)
@@ -264,18 +321,18 @@ def user_features(
         stamps = stamps[keep][strong]
         weights = recency_weights(user[strong], item[strong], stamps, n_users, space)
         history = (*history, np.ones_like(weights) if equal_recency else weights)
-    parts = [means]
+    per_user = [n_types * n_kinds]
     if space.recency_means:
         indptr, h_items, h_weights = history
         h_rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
         rows_t, weights_t = recency_mean_weights(h_rows, h_items, h_weights, n_users, space)
-        parts.append(
-            _sparse_weighted(rows_t, h_items, weights_t, emb, n_users * n_types).reshape(n_users, n_types * d)
-        )
-    dense = np.concatenate([*parts, np.log1p(counts).astype(np.float32), taste], axis=1)
+        blocks.append(_sparse_weights(rows_t, h_items, weights_t, n_users * n_types, space.n_items))
+        per_user.append(n_types)
+    rest = np.concatenate([np.log1p(counts).astype(np.float32), taste], axis=1)
+    dense = UserDense(blocks, per_user, space.history_embedding, rest)
     return UserFeatures(
         user_ids=user_index.to_numpy(dtype=object),
-        dense=dense,
+        dense=dense if lazy else dense.materialise(),
         categorical=categorical,
         unknown_items=unknown_items,
         history=history,
@@ -439,21 +496,12 @@ def _event_kind(events: pd.Series, space: FeatureSpace, all_weak: bool = False) 
     return kind
 
 
-def _sparse_mean(
-    rows: np.ndarray, cols: np.ndarray, per_row: np.ndarray, emb: np.ndarray, n_rows: int
-) -> np.ndarray:
-    weights = (1.0 / np.maximum(per_row, 1.0))[rows].astype(np.float32)
-    return _sparse_weighted(rows, cols, weights, emb, n_rows)
-
-
-def _sparse_weighted(
-    rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, emb: np.ndarray, n_rows: int
-) -> np.ndarray:
-    """[n_rows, d]: row r = sum of weights * emb[cols] over its entries (sorted by (row, col))."""
+def _sparse_weights(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_rows: int, n_items: int):
+    """CSR [n_rows, n_items] of the entries' weights: times the embedding, row r = the sum of
+    weights * emb[cols] over its entries."""
     import scipy.sparse as sp
 
-    m = sp.csr_matrix((weights, (rows, cols)), shape=(n_rows, emb.shape[0]), dtype=np.float32)
-    return np.asarray(m @ emb, dtype=np.float32)
+    return sp.csr_matrix((weights, (rows, cols)), shape=(n_rows, n_items), dtype=np.float32)
 
 
 def _to_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:

@@ -129,18 +129,22 @@ class TwoTowerRecommender:
             )
         return ids
 
-    def user_features(self, user_ids: Iterable[str], as_of: int | None = None):
-        """User-tower inputs of known users from the run's history (whole window up to `cut`)."""
+    def user_features(self, user_ids: Iterable[str], as_of: int | None = None, lazy: bool = False):
+        """User-tower inputs of known users from the run's history (whole window up to `cut`);
+        `lazy`: dense rows computed when indexed (features.UserDense)."""
         ids = self.check_users(user_ids)
         start = None if as_of is None else as_of - self.history_days * SECONDS_PER_DAY
         users = self.users.iloc[self._user_index.get_indexer(ids)]
-        return user_features(self._events_of(ids), users, ids, self.space, start=start, as_of=as_of)
+        return user_features(
+            self._events_of(ids), users, ids, self.space, start=start, as_of=as_of, lazy=lazy
+        )
 
     def user_vectors(self, user_ids: Iterable[str], as_of: int | None = None) -> np.ndarray:
-        """float32 [n, d] for known users. as_of=None: the whole history window (evaluation)."""
+        """float32 [n, d] for known users. as_of=None: the whole history window (evaluation).
+        The dense inputs are computed block by block, never all at once."""
         from colisten.twotower.model import user_vectors
 
-        return user_vectors(self.model, self.user_features(user_ids, as_of))
+        return user_vectors(self.model, self.user_features(user_ids, as_of, lazy=True))
 
     def consumed(self, user_ids: Iterable[str], as_of: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Items each known user consumed in the history window (retrieval.exclude_events), as

@@ -22,7 +22,7 @@ from colisten.twotower.data import TrainingData, TrainingError, label_share, sel
 from colisten.twotower.model import history_bag, item_vectors, load_model, user_vectors
 
 # Settings that may change between a checkpoint and `--resume` without invalidating it.
-RESUMABLE_CHANGES = {"epochs", "patience", "device"}  # when to stop, where to run
+RESUMABLE_CHANGES = {"epochs", "patience", "device", "user_table_mb"}  # when to stop, where, how
 
 
 def new_model(data: TrainingData, cfg: TwoTowerConfig):
@@ -79,7 +79,8 @@ class _Tensors:
     def __init__(self, data: TrainingData, cfg: TwoTowerConfig, device: str) -> None:
         import torch
 
-        self.user_dense = torch.from_numpy(data.users.dense).to(device)
+        dense = data.users.dense  # a UserDense past twotower.user_table_mb: rows computed per batch
+        self._user_dense = torch.from_numpy(dense).to(device) if isinstance(dense, np.ndarray) else dense
         self.user_cat = torch.from_numpy(data.users.categorical).to(device)
         self.item_dense = torch.from_numpy(data.items.dense).to(device)
         self.item_cat = torch.from_numpy(data.items.categorical).to(device)
@@ -90,6 +91,14 @@ class _Tensors:
         self.row_window = torch.from_numpy(data.row_window).to(device)
         self.history = tuple(torch.from_numpy(a).to(device) for a in data.users.history)
         self.device = device
+
+    def user_dense(self, u):
+        """The dense inputs of user rows `u` (a tensor on the device)."""
+        import torch
+
+        if isinstance(self._user_dense, torch.Tensor):
+            return self._user_dense[u]
+        return torch.from_numpy(self._user_dense[u.cpu().numpy()]).to(self.device)
 
     def batch_loss(self, model, pairs: np.ndarray, negatives: np.ndarray | None = None):
         """Loss of one batch of (user row, item) pairs; `negatives`: extra item columns."""
@@ -102,7 +111,7 @@ class _Tensors:
         if negatives is not None:  # columns: the rows' positives, then the sampled negatives
             i = torch.cat([i, torch.from_numpy(negatives).to(self.device)])
         history = history_bag(self.history, u) if model.id_dim else None
-        user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
+        user_vecs = model.encode_users(self.user_dense(u), self.user_cat[u], history)
         item_vecs = model.encode_items(self.item_dense[i], self.item_cat[i], i)
         bias, exclude = self._prior_and_mask(model, u, i, slice(0, len(u)))
         return in_batch_softmax_loss(
@@ -145,7 +154,7 @@ class _Tensors:
         u = torch.from_numpy(pairs[lo:hi, 0]).to(self.device)
         mine = i[lo:hi]
         history = history_bag(self.history, u) if model.id_dim else None
-        user_vecs = model.encode_users(self.user_dense[u], self.user_cat[u], history)
+        user_vecs = model.encode_users(self.user_dense(u), self.user_cat[u], history)
         own = model.encode_items(self.item_dense[mine], self.item_cat[mine], mine)
         # all_gather needs one shape on every rank: pad the slices to the largest, then cut
         parts = all_gather(F.pad(own, (0, 0, 0, int(sizes.max()) - len(own))))
