@@ -202,32 +202,3 @@ def test_a_users_vector_does_not_depend_on_the_batch_it_is_scored_in():
 
     for rows in ([0, 1, 2, 3], [7], list(range(100, 230))):
         assert np.array_equal(user_vectors(model, select_rows(users, np.array(rows))), full[rows])
-
-
-def test_a_towers_first_layer_skips_only_the_dense_inputs_gradient():
-    """Tower's first layer (_DataPrefixLinear) gives the outputs and parameter gradients of the
-    plain layer; the dense features get no gradient, the learned embeddings theirs."""
-    torch.manual_seed(0)
-    tower = UserTower(dense_dim=20, categorical_sizes=[4, 3], categorical_dim=5, dims=[16, 8], extra_dim=6)
-    dense, cat = torch.randn(9, 20), torch.randint(0, 3, (9, 2))
-    extra = torch.randn(9, 6, requires_grad=True)
-    out = tower(dense, cat, extra)
-    (out * torch.arange(8.0)).sum().backward()
-    mine = {n: p.grad.clone() for n, p in tower.named_parameters()}
-    extra_grad = extra.grad.clone()
-
-    def plain(x):  # the same tower with every input column differentiated
-        return torch.nn.functional.normalize(tower.mlp(x), dim=1)
-
-    tower.zero_grad()
-    extra.grad = None
-    parts = [dense] + [e(cat[:, i]) for i, e in enumerate(tower.embeddings)] + [extra]
-    x = torch.cat(parts, dim=1)
-    reference = plain(x)
-    (reference * torch.arange(8.0)).sum().backward()
-    torch.testing.assert_close(out, reference, rtol=0, atol=0)
-    for name, p in tower.named_parameters():
-        torch.testing.assert_close(mine[name], p.grad, rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(extra_grad, extra.grad, rtol=1e-6, atol=1e-7)
-    with torch.no_grad():  # inference takes the plain layer
-        torch.testing.assert_close(tower(dense, cat, extra), reference, rtol=0, atol=0)

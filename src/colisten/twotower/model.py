@@ -51,44 +51,7 @@ class Tower(nn.Module):
         parts = [dense] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
         if extra is not None:
             parts.append(extra)
-        x = torch.cat(parts, dim=1)
-        first = self.mlp[0]
-        if torch.is_grad_enabled() and x.requires_grad and not dense.requires_grad:
-            h = _DataPrefixLinear.apply(x, first.weight, first.bias, dense.shape[1])
-        else:
-            h = first(x)
-        return F.normalize(self.mlp[1:](h), dim=1)
-
-
-class _DataPrefixLinear(torch.autograd.Function):
-    """F.linear(x, weight, bias) whose input gradient leaves out x's first `n_data` columns.
-
-    A tower's input is its dense features (data: no gradient needed) beside learned embeddings
-    (gradient needed), so autograd would compute the gradient of every input column. With 384-d
-    text means the dense part is 2,309 of 2,421 columns: its input gradient was a third of the
-    first layer's work, the layer most of a step's. The forward pass and the weight and bias
-    gradients are the same operations as F.linear's.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, n_data):
-        ctx.save_for_backward(x, weight)
-        ctx.n_data = n_data
-        ctx.has_bias = bias is not None
-        return F.linear(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.zeros_like(x)
-            grad_x[:, ctx.n_data :] = grad @ weight[:, ctx.n_data :]
-        if ctx.needs_input_grad[1]:
-            grad_w = grad.t() @ x
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad.sum(0)
-        return grad_x, grad_w, grad_b, None
+        return F.normalize(self.mlp(torch.cat(parts, dim=1)), dim=1)
 
 
 class UserTower(Tower):
