@@ -173,6 +173,37 @@ def test_finished_trials_are_reused_not_retrained(tuned):
     assert again["models"] == tuning["models"]
 
 
+def test_trials_in_parallel_workers_equal_one_after_another(tuned, tmp_path):
+    """The fixture tuned with the default [tune] workers (2 processes on a machine with 2 cores);
+    the same trials one after another in this process give the same records, each HGNN that
+    2T-HGNN trials share was trained once, and every trial is logged."""
+    import torch
+
+    from colisten.tune.search import tune_workers
+
+    rd, settings, tuning, lines = tuned
+    assert tune_workers(settings.tune.workers) == min(2, os.cpu_count() or 1)
+    assert sum(line.startswith("tune ") for line in lines) == 6
+    copy = RunDir(tmp_path / "run")
+    shutil.copytree(rd.root, copy.root, symlinks=True)
+    shutil.rmtree(copy / "tune")
+    one = settings.model_copy(update={"tune": settings.tune.model_copy(update={"workers": 1})})
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // tune_workers(settings.tune.workers)))
+    try:
+        again = tune_models(copy, one)
+    finally:
+        torch.set_num_threads(before)
+    for model, m in tuning["models"].items():
+        assert [t["metrics"] for t in again["models"][model]["trials"]] == [t["metrics"] for t in m["trials"]]
+        assert again["models"][model]["chosen"] == m["chosen"]
+    # one shared HGNN per distinct HGNN setting of the 2T-HGNN trials, each trained (before the workers)
+    weightings = {t["overrides"]["hgnn.edge_weighting"] for t in tuning["models"]["2T-HGNN"]["trials"]}
+    shared = list((rd.root / "tune" / "hgnn").iterdir())
+    assert len(shared) == len(weightings)
+    assert all((d / "hgnn" / "item_embeddings.npy").exists() for d in shared)
+
+
 def test_the_run_trains_with_the_choice_and_evaluate_reads_it(tuned, tmp_path):
     rd, settings, tuning, _ = tuned
     copy = RunDir(tmp_path / "run")

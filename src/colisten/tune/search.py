@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,21 +89,32 @@ def tune_models(
         },
         "models": {},
     }
+    candidates = {m: trial_overrides(m, vsettings, cfg.trials, cfg.seed) for m in cfg.models}
+    jobs = [
+        TrialJob(m, i, o, artifacts.TUNE_TRIAL.at(run, model=_slug(m), key=str(i)))
+        for m in cfg.models
+        for i, o in enumerate(candidates[m])
+    ]
+
+    def done(job: TrialJob, result: dict[str, Any]) -> None:
+        score = result["metrics"].get(cfg.segment, {}).get(metric)
+        shown = "n/a" if score is None else f"{score:.4f}"
+        n = len(candidates[job.model])
+        log(f"tune {job.model} {job.index + 1}/{n}: {metric} {shown} ({result['seconds']:.1f} s)")
+
+    context = TrialContext(val.root, vsettings, run.root, item_type, vkey, metric)
+    workers = tune_workers(cfg.workers)
+    if workers == 1:
+        results = {}
+        for job in jobs:
+            results[job.model, job.index] = _run_trial(job, context, data)
+            done(job, results[job.model, job.index])
+    else:
+        results = _run_trials_in_parallel(jobs, context, workers, done, log)
     all_trials: dict[str, list[dict[str, Any]]] = {}
     for model in cfg.models:
-        trials = []
-        candidates = trial_overrides(model, vsettings, cfg.trials, cfg.seed)
-        for i, overrides in enumerate(candidates):
-            trial_dir = artifacts.TUNE_TRIAL.at(run, model=_slug(model), key=str(i))
-            result = _run_trial(
-                model, overrides, trial_dir, val, vsettings, data, run.root, item_type, vkey, metric
-            )
-            trials.append(result)
-            score = result["metrics"].get(cfg.segment, {}).get(metric)
-            shown = "n/a" if score is None else f"{score:.4f}"
-            log(f"tune {model} {i + 1}/{len(candidates)}: {metric} {shown} ({result['seconds']:.1f} s)")
-        all_trials[model] = trials
-        out["models"][model] = _choose(trials, metric, cfg.segment, cfg.choose, cfg.seed)
+        all_trials[model] = [results[model, i] for i in range(len(candidates[model]))]
+        out["models"][model] = _choose(all_trials[model], metric, cfg.segment, cfg.choose, cfg.seed)
     together = [m for m in TUNED_TOGETHER if m in all_trials]
     if cfg.two_tower_together and len(together) > 1:
         out["models"].update(
@@ -213,34 +226,138 @@ def paired_gain(base: dict[str, Any], other: dict[str, Any], segment: str, seed:
     return [float(d.mean()), *percentile_interval(means)]
 
 
-def _run_trial(
-    model: str,
-    overrides: dict[str, Any],
-    trial_dir: Path,
-    val: RunDir,
-    vsettings: Settings,
-    data: Any,
-    run_root: Path,
-    item_type: str,
-    source_key: str,
-    metric: str,
-) -> dict[str, Any]:
-    """Fit `model` with `overrides` on the validation inputs and score it (or reuse a finished trial
-    of the same model, settings and data)."""
+@dataclass(frozen=True)
+class TrialJob:
+    """One trial: the model, its index among the model's trials, its overrides and its folder."""
+
+    model: str
+    index: int
+    overrides: dict[str, Any]
+    trial_dir: Path
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial shares (picklable: a worker process gets it once)."""
+
+    val_root: Path
+    vsettings: Settings
+    run_root: Path
+    item_type: str
+    source_key: str
+    metric: str
+
+
+def tune_workers(workers: int | str) -> int:
+    """[tune] workers as a number: 'auto' = 2 with 2 or more cores, else 1."""
+    if workers == "auto":
+        return 2 if (os.cpu_count() or 1) >= 2 else 1
+    return int(workers)
+
+
+def _run_trials_in_parallel(
+    jobs: list[TrialJob],
+    context: TrialContext,
+    workers: int,
+    done: Callable[[TrialJob, dict[str, Any]], None],
+    log: Callable[[str], None],
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The trials on `workers` processes (spawned: torch and fork do not mix), each with
+    cores / workers torch threads and its own copy of the validation data. The HGNNs that
+    2T-HGNN trials share are trained first, here, one by one, so that no two workers train one.
+    The slow models' trials are handed out first, so the last trials to finish are short ones."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    todo = [j for j in jobs if _finished_trial(j, context) is None]
+    for job in todo:
+        if job.model == "2T-HGNN":
+            settings = apply_overrides(context.vsettings, job.overrides)
+            _shared_hgnn(settings, RunDir(context.val_root), context, log)
+    slow_first = sorted(
+        todo, key=lambda j: _SLOW_FIRST.index(j.model) if j.model in _SLOW_FIRST else len(_SLOW_FIRST)
+    )
+    results = {(j.model, j.index): r for j in jobs if (r := _finished_trial(j, context)) is not None}
+    for job in jobs:
+        if (job.model, job.index) in results:
+            done(job, results[job.model, job.index])
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if todo:
+        log(f"tune: {len(todo)} trials on {workers} worker processes ({threads} torch thread(s) each)")
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(context, threads),
+    )
+    try:
+        futures = {pool.submit(_worker_trial, job): job for job in slow_first}
+        for future in as_completed(futures):
+            job = futures[future]
+            results[job.model, job.index] = future.result()
+            done(job, results[job.model, job.index])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+# Models whose trials take longest (two-tower training, LightGCN epochs), handed out first.
+_SLOW_FIRST = ("2T", "2T-HGNN", "LightGCN")
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(context: TrialContext, threads: int) -> None:
+    import torch
+
+    from colisten.evaluate.data import load_eval_data
+
+    torch.set_num_threads(threads)
+    _WORKER["context"] = context
+    _WORKER["data"] = load_eval_data(context.val_root, context.vsettings)
+
+
+def _worker_trial(job: TrialJob) -> dict[str, Any]:
+    return _run_trial(job, _WORKER["context"], _WORKER["data"])
+
+
+def _trial_identity(job: TrialJob, context: TrialContext) -> tuple[Settings, dict[str, Any]]:
+    settings = apply_overrides(context.vsettings, job.overrides)
+    identity = {
+        "model": job.model,
+        "overrides": job.overrides,
+        "settings": _identity(settings),
+        "data": context.source_key,
+    }
+    return settings, identity
+
+
+def _finished_trial(job: TrialJob, context: TrialContext) -> dict[str, Any] | None:
+    """The trial's record if it finished with the same model, settings, data and metric."""
+    _, identity = _trial_identity(job, context)
+    record = job.trial_dir / "trial.json"
+    if not record.exists():
+        return None
+    done = read_json(record)
+    same = {k: done.get(k) for k in identity} == json.loads(json.dumps(identity))
+    return done if same and done.get("per_user", {}).get("metric") == context.metric else None
+
+
+def _run_trial(job: TrialJob, context: TrialContext, data: Any) -> dict[str, Any]:
+    """Fit the job's model with its overrides on the validation inputs and score it (or reuse a
+    finished trial of the same model, settings and data)."""
     from colisten.evaluate.harness import build_models, evaluate
 
-    settings = apply_overrides(vsettings, overrides)
-    identity = {"model": model, "overrides": overrides, "settings": _identity(settings), "data": source_key}
+    finished = _finished_trial(job, context)
+    if finished is not None:
+        return finished
+    model, trial_dir, item_type, metric = job.model, job.trial_dir, context.item_type, context.metric
+    settings, identity = _trial_identity(job, context)
     record = trial_dir / "trial.json"
-    if record.exists():
-        done = read_json(record)
-        same = {k: done.get(k) for k in identity} == json.loads(json.dumps(identity))
-        if same and done.get("per_user", {}).get("metric") == metric:
-            return done
     t0 = time.perf_counter()
-    trial = _trial_run(trial_dir, val, settings)
+    trial = _trial_run(trial_dir, RunDir(context.val_root), settings)
     if model == "2T-HGNN":
-        _train_chain(trial, settings, run_root, source_key)
+        _train_chain(trial, settings, context)
     models = build_models(trial.root, settings, [model])
     frames: list[Any] = []
     metrics, _ = evaluate(data, models, settings, bootstrap=0, per_user=frames)
@@ -275,22 +392,32 @@ def _trial_run(trial_dir: Path, val: RunDir, settings: Settings) -> RunDir:
     return trial
 
 
-def _train_chain(trial: RunDir, settings: Settings, run_root: Path, source_key: str) -> None:
+def _train_chain(trial: RunDir, settings: Settings, context: TrialContext) -> None:
     """graph -> HGNN (shared between trials with the same graph and HGNN settings) -> two-tower."""
-    from colisten.graph import stage as graph_stage
-    from colisten.hgnn import stage as hgnn_stage
     from colisten.twotower import stage as twotower_stage
 
+    _shared_hgnn(settings, trial, context).branch(trial.root, share=["graph", "hgnn"])
+    twotower_stage.run(trial, settings)
+
+
+def _shared_hgnn(
+    settings: Settings, source: RunDir, context: TrialContext, log: Callable[[str], None] = lambda _m: None
+) -> RunDir:
+    """RUN/tune/hgnn/KEY: the graph and HGNN of these graph and HGNN settings, trained on the
+    validation inputs (`source`: a run linking them) unless already there."""
+    from colisten.graph import stage as graph_stage
+    from colisten.hgnn import stage as hgnn_stage
+
     ident = _identity(settings)
-    key = _key({"graph": ident["graph"], "hgnn": ident["hgnn"], "data": source_key})
-    shared = RunDir(artifacts.TUNE_HGNN.at(run_root, key=key))
+    key = _key({"graph": ident["graph"], "hgnn": ident["hgnn"], "data": context.source_key})
+    shared = RunDir(artifacts.TUNE_HGNN.at(context.run_root, key=key))
     if not artifacts.HGNN_EMBEDDINGS.at(shared).exists():
-        shared = trial.branch(shared.root, share=["data", "split", "content"])
+        log(f"tune: graph and HGNN shared by 2T-HGNN trials ({shared.root.name})")
+        shared = source.branch(shared.root, share=["data", "split", "content"])
         shared.init(settings)
         graph_stage.run(shared, settings, describe=False)
         hgnn_stage.run(shared, settings)
-    shared.branch(trial.root, share=["graph", "hgnn"])
-    twotower_stage.run(trial, settings)
+    return shared
 
 
 def _identity(settings: Settings) -> dict[str, Any]:
