@@ -707,7 +707,8 @@ class TuneConfig(_Section):
         description="Trials run at once, each in a process of its own with (cores / workers) torch "
         "threads. The trials are small models on small batches, which two threads speed up 1.5x, "
         "not 2x: two one-thread trials at once do more in the same time. 'auto' (default) = 2 "
-        "on a machine with 2 or more cores, else 1; 1 = one trial after another in this process. "
+        "on a machine with 2 or more cores, else 1; 1 = one trial after another in this process "
+        "(also when no 2T, 2T-HGNN or LightGCN trial is left to run). "
         "Each worker holds its own copy of the validation data.",
     )
     seed: int = Field(

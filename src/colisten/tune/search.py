@@ -104,6 +104,8 @@ def tune_models(
 
     context = TrialContext(val.root, vsettings, run.root, item_type, vkey, metric)
     workers = tune_workers(cfg.workers)
+    if not any(j.model in _SLOW_FIRST and _finished_trial(j, context) is None for j in jobs):
+        workers = 1  # trials of seconds each (ALS, EASE, item-kNN): not worth starting processes
     if workers == 1:
         results = {}
         for job in jobs:
