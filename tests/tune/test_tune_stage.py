@@ -180,10 +180,10 @@ def test_trials_in_parallel_workers_equal_one_after_another(tuned, tmp_path):
     2T-HGNN trials share was trained once, and every trial is logged."""
     import torch
 
-    from colisten.tune.search import tune_workers
+    from colisten.tune.search import tune_workers, usable_cores
 
     rd, settings, tuning, lines = tuned
-    assert tune_workers(settings.tune.workers) == min(2, os.cpu_count() or 1)
+    assert tune_workers(settings.tune.workers) == min(2, usable_cores())
     assert sum(line.startswith("tune ") for line in lines) == 6
     if tune_workers(settings.tune.workers) > 1:
         assert any(line.startswith("tune: 6 trials on 2 worker processes") for line in lines)
@@ -192,7 +192,7 @@ def test_trials_in_parallel_workers_equal_one_after_another(tuned, tmp_path):
     shutil.rmtree(copy / "tune")
     one = settings.model_copy(update={"tune": settings.tune.model_copy(update={"workers": 1})})
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // tune_workers(settings.tune.workers)))
+    torch.set_num_threads(max(1, usable_cores() // tune_workers(settings.tune.workers)))
     try:
         again = tune_models(copy, one)
     finally:

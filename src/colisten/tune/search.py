@@ -250,10 +250,18 @@ class TrialContext:
     metric: str
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it, e.g. a
+    container's cpuset; else the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def tune_workers(workers: int | str) -> int:
     """[tune] workers as a number: 'auto' = 2 with 2 or more cores, else 1."""
     if workers == "auto":
-        return 2 if (os.cpu_count() or 1) >= 2 else 1
+        return 2 if usable_cores() >= 2 else 1
     return int(workers)
 
 
@@ -283,7 +291,7 @@ def _run_trials_in_parallel(
     for job in jobs:
         if (job.model, job.index) in results:
             done(job, results[job.model, job.index])
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     if todo:
         log(f"tune: {len(todo)} trials on {workers} worker processes ({threads} torch thread(s) each)")
     pool = ProcessPoolExecutor(
