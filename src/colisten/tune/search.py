@@ -103,16 +103,22 @@ def tune_models(
         log(f"tune {job.model} {job.index + 1}/{n}: {metric} {shown} ({result['seconds']:.1f} s)")
 
     context = TrialContext(val.root, vsettings, run.root, item_type, vkey, metric)
+    # trials recorded by an earlier tuning of the same settings and data (resume), looked up once
+    results = {(j.model, j.index): r for j in jobs if (r := _finished_trial(j, context)) is not None}
+    todo = [j for j in jobs if (j.model, j.index) not in results]
     workers = tune_workers(cfg.workers)
-    if not any(j.model in _SLOW_FIRST and _finished_trial(j, context) is None for j in jobs):
+    if not any(j.model in _SLOW_FIRST for j in todo):
         workers = 1  # trials of seconds each (ALS, EASE, item-kNN): not worth starting processes
     if workers == 1:
-        results = {}
         for job in jobs:
-            results[job.model, job.index] = _run_trial(job, context, data)
+            if (job.model, job.index) not in results:
+                results[job.model, job.index] = _run_trial(job, context, data)
             done(job, results[job.model, job.index])
     else:
-        results = _run_trials_in_parallel(jobs, context, workers, done, log)
+        for job in jobs:
+            if (job.model, job.index) in results:
+                done(job, results[job.model, job.index])
+        results.update(_run_trials_in_parallel(todo, context, workers, done, log))
     all_trials: dict[str, list[dict[str, Any]]] = {}
     for model in cfg.models:
         all_trials[model] = [results[model, i] for i in range(len(candidates[model]))]
@@ -266,20 +272,19 @@ def tune_workers(workers: int | str) -> int:
 
 
 def _run_trials_in_parallel(
-    jobs: list[TrialJob],
+    todo: list[TrialJob],
     context: TrialContext,
     workers: int,
     done: Callable[[TrialJob, dict[str, Any]], None],
     log: Callable[[str], None],
 ) -> dict[tuple[str, int], dict[str, Any]]:
-    """The trials on `workers` processes (spawned: torch and fork do not mix), each with
+    """The trials `todo` on `workers` processes (spawned: torch and fork do not mix), each with
     cores / workers torch threads and its own copy of the validation data. The HGNNs that
     2T-HGNN trials share are trained first, here, one by one, so that no two workers train one.
     The slow models' trials are handed out first, so the last trials to finish are short ones."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    todo = [j for j in jobs if _finished_trial(j, context) is None]
     for job in todo:
         if job.model == "2T-HGNN":
             settings = apply_overrides(context.vsettings, job.overrides)
@@ -287,13 +292,9 @@ def _run_trials_in_parallel(
     slow_first = sorted(
         todo, key=lambda j: _SLOW_FIRST.index(j.model) if j.model in _SLOW_FIRST else len(_SLOW_FIRST)
     )
-    results = {(j.model, j.index): r for j in jobs if (r := _finished_trial(j, context)) is not None}
-    for job in jobs:
-        if (job.model, job.index) in results:
-            done(job, results[job.model, job.index])
+    results: dict[tuple[str, int], dict[str, Any]] = {}
     threads = max(1, usable_cores() // workers)
-    if todo:
-        log(f"tune: {len(todo)} trials on {workers} worker processes ({threads} torch thread(s) each)")
+    log(f"tune: {len(todo)} trials on {workers} worker processes ({threads} torch thread(s) each)")
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -354,13 +355,10 @@ def _finished_trial(job: TrialJob, context: TrialContext) -> dict[str, Any] | No
 
 
 def _run_trial(job: TrialJob, context: TrialContext, data: Any) -> dict[str, Any]:
-    """Fit the job's model with its overrides on the validation inputs and score it (or reuse a
-    finished trial of the same model, settings and data)."""
+    """Fit the job's model with its overrides on the validation inputs and score it (tune_models
+    reuses finished trials: _finished_trial)."""
     from colisten.evaluate.harness import build_models, evaluate
 
-    finished = _finished_trial(job, context)
-    if finished is not None:
-        return finished
     model, trial_dir, item_type, metric = job.model, job.trial_dir, context.item_type, context.metric
     settings, identity = _trial_identity(job, context)
     record = trial_dir / "trial.json"
