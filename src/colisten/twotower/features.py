@@ -215,15 +215,22 @@ class UserDense:
         if isinstance(rows, (int, np.integer)):
             return self[np.array([rows])][0]
         rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
-        d = self.embedding.shape[1]
-        parts = []
+        blocks = []
         for block, k in zip(self.blocks, self.per_row, strict=True):
-            at = (rows[:, None] * k + np.arange(k)).ravel()
-            parts.append(np.asarray(block[at] @ self.embedding, dtype=np.float32).reshape(len(rows), k * d))
-        return np.concatenate([*parts, self.rest[rows]], axis=1)
+            blocks.append(block[(rows[:, None] * k + np.arange(k)).ravel()])
+        return self._multiply(blocks, self.rest[rows])
 
     def materialise(self) -> np.ndarray:
-        return self[slice(None)]
+        """Every row (the blocks multiplied as they are, not copied row by row first)."""
+        return self._multiply(self.blocks, self.rest)
+
+    def _multiply(self, blocks: list[Any], rest: np.ndarray) -> np.ndarray:
+        d, n = self.embedding.shape[1], len(rest)
+        parts = [
+            np.asarray(block @ self.embedding, dtype=np.float32).reshape(n, k * d)
+            for block, k in zip(blocks, self.per_row, strict=True)
+        ]
+        return np.concatenate([*parts, rest], axis=1)
 
     @staticmethod
     def concat(parts: list[UserDense]) -> UserDense:
