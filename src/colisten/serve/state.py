@@ -575,16 +575,7 @@ class ModelState:
         """
         self._begin(run)
         outcome: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                outcome["status"] = self._load_and_swap(run)
-            except BaseException as e:  # re-raised in the caller's thread
-                outcome["error"] = e
-
-        thread = threading.Thread(target=target, name="colisten-reload", daemon=True)
-        thread.start()
-        thread.join()
+        self._start_load(run, outcome).join()
         if "error" in outcome:
             raise outcome["error"]
         return outcome["status"]
@@ -595,12 +586,23 @@ class ModelState:
         A failed load is logged and recorded in `status`; the old model keeps serving.
         """
         self._begin(run)
+        return self._start_load(run, None)
+
+    def _start_load(self, run: str | Path | None, outcome: dict[str, Any] | None) -> threading.Thread:
+        """_load_and_swap in a daemon thread of its own (background_priority lowers that thread's
+        priority for good). Its status or error goes to `outcome`; without one, a failure is logged."""
 
         def target() -> None:
             try:
-                self._load_and_swap(run)
-            except Exception:
-                log.exception("model reload failed")
+                status = self._load_and_swap(run)
+            except Exception as e:
+                if outcome is None:
+                    log.exception("model reload failed")
+                else:
+                    outcome["error"] = e  # re-raised in the waiting thread
+                return
+            if outcome is not None:
+                outcome["status"] = status
 
         thread = threading.Thread(target=target, name="colisten-reload", daemon=True)
         thread.start()
