@@ -336,6 +336,39 @@ def test_weight_decay_shrinks_the_towers_and_zero_is_plain_adam(trained_run, tmp
         assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == wd
 
 
+def test_training_data_from_the_coded_history_equals_the_one_from_plain_strings(trained_run, fast):
+    """train-2t reads the history's ids as categoricals (read_coded_history); windows, folds,
+    cold copies and recency weights come out exactly as from the same events as strings."""
+    from colisten.twotower.data import build_training_data, read_coded_history
+
+    run, _ = trained_run
+    settings = fast(label_windows=2, label_folds=3, cold_copies=True, recency_half_life=5.0)
+    coded = read_coded_history(run)
+    assert all(isinstance(coded[c].dtype, pd.CategoricalDtype) for c in ("user_id", "item_id", "event"))
+    data, history, inputs, split = training_data(run, settings)
+    assert not isinstance(history["item_id"].dtype, pd.CategoricalDtype)
+    plain = build_training_data(
+        history[["user_id", "item_id", "event", "timestamp"]],
+        inputs["users"],
+        inputs["items"],
+        inputs["text"],
+        inputs["hgnn"],
+        settings,
+        history_start=int(split["history_start"]),
+        cut=int(split["cut"]),
+    )
+    assert data.n_windows == plain.n_windows == 5 and len(data.train_pairs) > 0
+    for name in ("train_pairs", "val_pairs", "log_frequency", "window_log_popularity", "row_window"):
+        np.testing.assert_array_equal(getattr(data, name), getattr(plain, name), err_msg=name)
+    np.testing.assert_array_equal(data.users.user_ids, plain.users.user_ids)
+    np.testing.assert_array_equal(data.users.dense[:], plain.users.dense[:])
+    np.testing.assert_array_equal(data.users.categorical, plain.users.categorical)
+    for mine, theirs in zip(
+        (*data.users.history, *data.consumed), (*plain.users.history, *plain.consumed), strict=True
+    ):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_recency_weights_count_back_from_each_label_window_and_random_folds_weigh_alike(trained_run, fast):
     """recency_half_life: a window row's weights count back from the window's start (the next items
     follow the last ones); a random fold row predicts items from any time, so all its weights are 1."""
