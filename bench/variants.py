@@ -70,14 +70,15 @@ def per_user(rd, val, vsettings, label: str, overrides: dict) -> pd.DataFrame:
     """One trained variant's per-user HR@10 on the validation truth (trained once, then cached)."""
     from colisten.evaluate.data import load_eval_data
     from colisten.evaluate.harness import build_models, evaluate
-    from colisten.tune.search import _slug, _train_chain, _trial_run
+    from colisten.tune.search import TrialContext, _slug, _train_chain, _trial_run
     from colisten.tune.spaces import apply_overrides
     from colisten.tune.validation import split_key
 
     s = apply_overrides(vsettings, overrides)
     trial = _trial_run(rd.root / "variants" / _slug(label), val, s)
     if not (trial / "twotower" / "best.pt").exists():
-        _train_chain(trial, s, rd.root, split_key(rd))
+        context = TrialContext(val.root, vsettings, rd.root, s.data.target_type, split_key(rd), "hr@10")
+        _train_chain(trial, s, context)
     frames: list[pd.DataFrame] = []
     evaluate(
         load_eval_data(val.root, s), build_models(trial.root, s, ["2T-HGNN"]), s, bootstrap=0, per_user=frames
@@ -100,10 +101,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="recast seed (the validation split)")
     parser.add_argument("--model-seeds", default="0,1,2", help="twotower/hgnn seeds per variant")
     parser.add_argument("--variant", action="append", default=[], help="NAME:key=value[,key=value]")
+    parser.add_argument(
+        "--base",
+        default="",
+        help="key=value[,key=value] applied to every variant and to the default (e.g. the settings "
+        "a tuning chose, so a variant is judged where the suite's model stands)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("bench/_work/variants"))
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
-    variants = dict([("default", {})] + [parse_variant(v) for v in args.variant])
+    base = parse_variant(f"base:{args.base}")[1]
+    variants = {
+        name: {**base, **o} for name, o in [("default", {})] + [parse_variant(v) for v in args.variant]
+    }
     seeds = [int(s) for s in args.model_seeds.split(",")]
     work = args.workdir / args.dataset
     t0 = time.perf_counter()
@@ -135,7 +145,10 @@ def main() -> None:
     print(table)
     if args.no_record:
         return
-    settings = "; ".join(f"{n}: {json.dumps(o)}" for n, o in variants.items() if o) or "defaults only"
+    own = {n: {k: v for k, v in o.items() if k not in base or base[k] != v} for n, o in variants.items()}
+    settings = "; ".join(f"{n}: {json.dumps(o)}" for n, o in own.items() if o) or "defaults only"
+    if base:
+        settings += f"; every variant and the default on the base {json.dumps(base)}"
     entry = (
         f"\n## 2T-HGNN variants on the validation split (bench/variants.py), {dt.date.today()}\n\n"
         f"- machine: {platform.platform()}, {os.cpu_count()} cores; "
