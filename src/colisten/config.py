@@ -352,6 +352,14 @@ class TwoTowerConfig(_Section):
         "of ML-100K and ml-latest-small (3 model seeds, paired) +0.039 and +0.032 HR@10 for cold "
         "audiobook users, +0.005 / -0.005 warm (bench/variants.py); 1 = the paper's single model.",
     )
+    member_workers: int | Literal["auto"] = Field(
+        "auto",
+        description="Processes that train ensemble members at once on CPU, each with cores / "
+        "workers torch threads (at least 1): a small MLP's step gains far less than 2x from a "
+        "second thread, a second member gains it all. 'auto' (default) = every member at once on "
+        "2 or more cores; 1 = one member after another in this process. Under DDP or on a GPU "
+        "members train one after another. Each worker holds its own copy of the training data.",
+    )
     use_weak_signals: bool = Field(
         True, description="Weak signals in user features, training and inference (ablation: False)."
     )
@@ -490,6 +498,13 @@ class TwoTowerConfig(_Section):
         "row once, not once per epoch). 0 = always batch by batch.",
     )
     seed: int = Field(0, description="Seeds initialisation, the validation split and batch order.")
+
+    @field_validator("member_workers")
+    @classmethod
+    def _member_workers_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be 'auto' or >= 1")
+        return v
 
 
 class RetrievalConfig(_Section):

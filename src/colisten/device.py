@@ -1,8 +1,19 @@
-"""One rule for the `device` setting of every torch stage (content, hgnn, twotower)."""
+"""One rule for the `device` setting of every torch stage (content, hgnn, twotower), and the cores
+this process may use."""
 
 from __future__ import annotations
 
+import os
+
 from colisten.errors import ColistenError
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it, e.g. a
+    container's cpuset; else the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 class DeviceError(ColistenError):

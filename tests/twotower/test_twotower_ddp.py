@@ -58,7 +58,8 @@ def assert_same_model(a, b, file="checkpoint.pt"):
 def test_two_ranks_train_the_model_one_process_trains_and_only_rank_0_writes(toy, tmp_path, monkeypatch):
     # a batch of 63 splits 31 / 32 rows; sampled negatives, same-type masks and an ensemble of 2
     # (each member trained by both ranks in turn) ride along
-    s = settings(batch_size=63, sampled_negatives=16, negatives_same_type=True, ensemble=2)
+    # member_workers = 1: the reference is one process training the members in turn, as each rank does
+    s = settings(batch_size=63, sampled_negatives=16, negatives_same_type=True, ensemble=2, member_workers=1)
     one, two = copy_run(toy, tmp_path / "one"), copy_run(toy, tmp_path / "two")
     twotower_stage.run(one, s, **QUIET)
     monkeypatch.setenv(SPY_DIR, str(tmp_path))

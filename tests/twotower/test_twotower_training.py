@@ -461,3 +461,45 @@ def test_rows_computed_per_batch_train_the_same_model_as_a_precomputed_table(tmp
         models[mb] = torch.load(tmp_path / f"mb{mb}" / "checkpoint.pt", weights_only=False)["model"]
     for name, value in models[1024].items():
         assert torch.equal(value, models[0][name]), name
+
+
+def test_ensemble_members_trained_in_worker_processes_equal_those_trained_one_after_another(
+    tmp_path, fast, monkeypatch
+):
+    """[twotower] member_workers: members trained at once in spawned processes (one torch thread
+    each here) are bit for bit the members trained in turn in this process; each keeps its own
+    folder and the ensemble's best.pt holds them in seed order."""
+    from colisten.twotower import train as train_module
+    from colisten.twotower.train import member_workers, train_ensemble
+
+    settings = fast(epochs=2, ensemble=2)
+    run = write_toy_run(tmp_path / "run", n_users=120, seed=4, settings=settings)
+    data = load_training_data(run, settings)
+    lines: list[str] = []
+    models = {}
+    for workers in (1, 2):
+        cfg = settings.twotower.model_copy(update={"member_workers": workers})
+        summary = train_ensemble(data, cfg, tmp_path / f"w{workers}", progress=False, log=lines.append)
+        assert len(summary["best_epoch"]) == 2
+        models[workers] = load_model(tmp_path / f"w{workers}" / "best.pt").state_dict()
+        assert (tmp_path / f"w{workers}" / "members" / "1" / "best.pt").exists()
+    assert any("2 members on 2 worker processes" in line for line in lines)
+    assert models[1].keys() == models[2].keys()
+    for name, value in models[1].items():
+        assert torch.equal(value, models[2][name]), name
+
+    # 'auto': every member at once on 2+ cores; one process for one core, one model, DDP or a GPU
+    auto = settings.twotower.model_copy(update={"ensemble": 3})
+    monkeypatch.setattr("colisten.device.usable_cores", lambda: 2)
+    assert member_workers(auto) == 3 and member_workers(auto.model_copy(update={"ensemble": 1})) == 1
+    assert member_workers(auto.model_copy(update={"member_workers": 5})) == 3
+    monkeypatch.setattr("colisten.device.usable_cores", lambda: 1)
+    assert member_workers(auto) == 1
+    monkeypatch.setattr("colisten.device.usable_cores", lambda: 8)
+    monkeypatch.setattr("colisten.ddp.rank_and_world", lambda: (0, 2))
+    assert member_workers(auto) == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(train_module, "resolve_device", lambda *_a: "cuda")
+    assert member_workers(auto) == 1
+    with pytest.raises(ValueError, match="member_workers"):
+        fast(member_workers=0)

@@ -483,7 +483,7 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
 
 
 # Settings that change how fast a stage runs, not what it produces.
-_SPEED_ONLY = {"device", "threads", "memory_limit", "cache_dir"}
+_SPEED_ONLY = {"device", "threads", "memory_limit", "cache_dir", "member_workers"}
 
 
 def _same_training_settings(built: dict[str, Any], wanted: Settings) -> bool:

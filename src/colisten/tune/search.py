@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 
 from colisten import artifacts
 from colisten.config import Settings
+from colisten.device import usable_cores
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 from colisten.rundir import RunDir
@@ -43,7 +43,15 @@ from colisten.tune.validation import (
 )
 
 # Settings that change how fast a stage runs, not what it produces (not part of a trial's identity).
-_SPEED_ONLY = {"device", "threads", "memory_limit", "cache_dir", "batch_users", "max_scores_per_batch"}
+_SPEED_ONLY = {
+    "device",
+    "threads",
+    "memory_limit",
+    "cache_dir",
+    "batch_users",
+    "max_scores_per_batch",
+    "member_workers",
+}
 
 
 class TuningError(ColistenError):
@@ -254,14 +262,6 @@ class TrialContext:
     item_type: str
     source_key: str
     metric: str
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS tells it, e.g. a
-    container's cpuset; else the machine's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def tune_workers(workers: int | str) -> int:

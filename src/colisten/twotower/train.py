@@ -22,7 +22,13 @@ from colisten.twotower.data import TrainingData, TrainingError, label_share, sel
 from colisten.twotower.model import history_bag, item_vectors, load_model, user_vectors
 
 # Settings that may change between a checkpoint and `--resume` without invalidating it.
-RESUMABLE_CHANGES = {"epochs", "patience", "device", "user_table_mb"}  # when to stop, where, how
+RESUMABLE_CHANGES = {
+    "epochs",
+    "patience",
+    "device",
+    "user_table_mb",
+    "member_workers",
+}  # when to stop, where, how
 
 
 def new_model(data: TrainingData, cfg: TwoTowerConfig):
@@ -405,15 +411,24 @@ def train_ensemble(
             member_dir = artifacts.TWOTOWER_MEMBER.within(out_dir, member=j)
             train_two_tower(data, member_cfg, member_dir, resume=resume, progress=False, log=log)
         return {}
-    summaries, members = [], []
-    for j in range(cfg.ensemble):
-        log(f"ensemble member {j + 1}/{cfg.ensemble} (seed {cfg.seed + j})")
-        member_cfg = cfg.model_copy(update={"seed": cfg.seed + j, "ensemble": 1})
-        member_dir = artifacts.TWOTOWER_MEMBER.within(out_dir, member=j)
-        summaries.append(
-            train_two_tower(data, member_cfg, member_dir, resume=resume, progress=progress, log=log)
+    jobs = [
+        (
+            cfg.model_copy(update={"seed": cfg.seed + j, "ensemble": 1}),
+            artifacts.TWOTOWER_MEMBER.within(out_dir, member=j),
         )
-        members.append(load_model(artifacts.TWOTOWER_MODEL.within(member_dir)))
+        for j in range(cfg.ensemble)
+    ]
+    workers = member_workers(cfg)
+    if workers > 1:
+        summaries = _train_members_in_parallel(data, jobs, workers, resume=resume, log=log)
+    else:
+        summaries = []
+        for j, (member_cfg, member_dir) in enumerate(jobs):
+            log(f"ensemble member {j + 1}/{cfg.ensemble} (seed {member_cfg.seed})")
+            summaries.append(
+                train_two_tower(data, member_cfg, member_dir, resume=resume, progress=progress, log=log)
+            )
+    members = [load_model(artifacts.TWOTOWER_MODEL.within(member_dir)) for _, member_dir in jobs]
     model = TwoTowerEnsemble(members)
     save_torch_atomic(
         artifacts.TWOTOWER_MODEL.within(out_dir), {"model": model.state_dict(), "model_config": model.config}
@@ -430,6 +445,75 @@ def train_ensemble(
         "best_val_loss": float(np.mean(losses)),
         "curve": curve,
     }
+
+
+def member_workers(cfg: TwoTowerConfig) -> int:
+    """How many processes train the ensemble's members at once ([twotower] member_workers; 'auto'
+    = every member when 2 or more cores are usable); 1 for a single model, under DDP (the ranks
+    train each member together) and on a GPU."""
+    from colisten.ddp import rank_and_world
+    from colisten.device import usable_cores
+
+    if cfg.ensemble == 1 or rank_and_world()[1] > 1 or resolve_device(cfg.device, "twotower.device") != "cpu":
+        return 1
+    if cfg.member_workers == "auto":
+        return cfg.ensemble if usable_cores() >= 2 else 1
+    return min(cfg.member_workers, cfg.ensemble)
+
+
+def _train_members_in_parallel(
+    data: TrainingData, jobs: list[tuple[TwoTowerConfig, Path]], workers: int, *, resume: bool, log
+) -> list[dict[str, Any]]:
+    """Each member trained by train_two_tower in a spawned process (torch and fork do not mix) with
+    cores / workers torch threads (at least 1: three one-thread members on two cores share them,
+    which still beats one member after another at two threads, as a second thread speeds a small
+    MLP's step up far less than 2x). Every worker gets its own copy of `data`. Members are
+    independent (own seed, folder and checkpoint), so `--resume` continues each as before."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from colisten.device import usable_cores
+
+    threads = max(1, usable_cores() // workers)
+    log(f"ensemble: {len(jobs)} members on {workers} worker processes ({threads} torch thread(s) each)")
+    summaries: list[dict[str, Any]] = [{}] * len(jobs)
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_member_worker,
+        initargs=(data, threads),
+    )
+    try:
+        futures = {
+            pool.submit(_train_member, member_cfg, member_dir, resume): j
+            for j, (member_cfg, member_dir) in enumerate(jobs)
+        }
+        for future in as_completed(futures):
+            j = futures[future]
+            summaries[j] = future.result()
+            log(
+                f"ensemble member {j + 1}/{len(jobs)} (seed {jobs[j][0].seed}): best epoch "
+                f"{summaries[j]['best_epoch']}, validation loss {summaries[j]['best_val_loss']:.4f}"
+            )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return summaries
+
+
+_MEMBER_WORKER: dict[str, Any] = {}
+
+
+def _init_member_worker(data: TrainingData, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _MEMBER_WORKER["data"] = data
+
+
+def _train_member(cfg: TwoTowerConfig, member_dir: Path, resume: bool) -> dict[str, Any]:
+    return train_two_tower(
+        _MEMBER_WORKER["data"], cfg, member_dir, resume=resume, progress=False, log=lambda _m: None
+    )
 
 
 def _mean_curve(curves: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
