@@ -4,6 +4,8 @@ this process may use."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from colisten.errors import ColistenError
 
@@ -45,3 +47,24 @@ def resolve_device(name: str, setting: str = "device") -> str:
     elif dev.type != "cpu":
         raise DeviceError(f"{setting} = {name!r}: only cpu, cuda, cuda:N or auto are supported")
     return str(dev)
+
+
+def worker_pool(workers: int, threads: int, init: Callable[..., None], *initargs: Any):
+    """A ProcessPoolExecutor of `workers` spawned processes (torch and fork do not mix), each with
+    `threads` torch threads, then init(*initargs) (e.g. keeping its copy of the data)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_torch_worker,
+        initargs=(threads, init, initargs),
+    )
+
+
+def _init_torch_worker(threads: int, init: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    init(*initargs)

@@ -30,7 +30,7 @@ from typing import Any
 
 from colisten import artifacts
 from colisten.config import Settings
-from colisten.device import usable_cores
+from colisten.device import usable_cores, worker_pool
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
 from colisten.rundir import RunDir
@@ -282,8 +282,7 @@ def _run_trials_in_parallel(
     cores / workers torch threads and its own copy of the validation data. The HGNNs that
     2T-HGNN trials share are trained first, here, one by one, so that no two workers train one.
     The slow models' trials are handed out first, so the last trials to finish are short ones."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     for job in todo:
         if job.model == "2T-HGNN":
@@ -295,12 +294,7 @@ def _run_trials_in_parallel(
     results: dict[tuple[str, int], dict[str, Any]] = {}
     threads = max(1, usable_cores() // workers)
     log(f"tune: {len(todo)} trials on {workers} worker processes ({threads} torch thread(s) each)")
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(context, threads),
-    )
+    pool = worker_pool(workers, threads, _init_worker, context)
     try:
         futures = {pool.submit(_worker_trial, job): job for job in slow_first}
         for future in as_completed(futures):
@@ -318,12 +312,9 @@ _SLOW_FIRST = ("2T", "2T-HGNN", "LightGCN")
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(context: TrialContext, threads: int) -> None:
-    import torch
-
+def _init_worker(context: TrialContext) -> None:
     from colisten.evaluate.data import load_eval_data
 
-    torch.set_num_threads(threads)
     _WORKER["context"] = context
     _WORKER["data"] = load_eval_data(context.val_root, context.vsettings)
 

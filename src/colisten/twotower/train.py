@@ -469,20 +469,14 @@ def _train_members_in_parallel(
     which still beats one member after another at two threads, as a second thread speeds a small
     MLP's step up far less than 2x). Every worker gets its own copy of `data`. Members are
     independent (own seed, folder and checkpoint), so `--resume` continues each as before."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    from colisten.device import usable_cores
+    from colisten.device import usable_cores, worker_pool
 
     threads = max(1, usable_cores() // workers)
     log(f"ensemble: {len(jobs)} members on {workers} worker processes ({threads} torch thread(s) each)")
     summaries: list[dict[str, Any]] = [{}] * len(jobs)
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_member_worker,
-        initargs=(data, threads),
-    )
+    pool = worker_pool(workers, threads, _keep_member_data, data)
     try:
         futures = {
             pool.submit(_train_member, member_cfg, member_dir, resume): j
@@ -503,10 +497,7 @@ def _train_members_in_parallel(
 _MEMBER_WORKER: dict[str, Any] = {}
 
 
-def _init_member_worker(data: TrainingData, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+def _keep_member_data(data: TrainingData) -> None:
     _MEMBER_WORKER["data"] = data
 
 
