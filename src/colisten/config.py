@@ -358,7 +358,8 @@ class TwoTowerConfig(_Section):
         "workers torch threads (at least 1): a small MLP's step gains far less than 2x from a "
         "second thread, a second member gains it all. 'auto' (default) = every member at once on "
         "2 or more cores; 1 = one member after another in this process. Under DDP or on a GPU "
-        "members train one after another. Each worker holds its own copy of the training data.",
+        "members train one after another. Each worker holds its own copy of the training data. "
+        "The members equal those trained in turn up to float rounding (torch's thread count).",
     )
     use_weak_signals: bool = Field(
         True, description="Weak signals in user features, training and inference (ablation: False)."

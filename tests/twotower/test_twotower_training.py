@@ -466,9 +466,10 @@ def test_rows_computed_per_batch_train_the_same_model_as_a_precomputed_table(tmp
 def test_ensemble_members_trained_in_worker_processes_equal_those_trained_one_after_another(
     tmp_path, fast, monkeypatch
 ):
-    """[twotower] member_workers: members trained at once in spawned processes (one torch thread
-    each here) are bit for bit the members trained in turn in this process; each keeps its own
-    folder and the ensemble's best.pt holds them in seed order."""
+    """[twotower] member_workers: members trained at once in spawned processes with one torch
+    thread each, as this process has, are bit for bit the members trained in turn here (with other
+    thread counts float rounding may differ); each keeps its own folder and the ensemble's best.pt
+    holds them in seed order."""
     from colisten.twotower import train as train_module
     from colisten.twotower.train import member_workers, train_ensemble
 
@@ -477,6 +478,7 @@ def test_ensemble_members_trained_in_worker_processes_equal_those_trained_one_af
     data = load_training_data(run, settings)
     lines: list[str] = []
     models = {}
+    monkeypatch.setattr("colisten.device.usable_cores", lambda: 2)  # 2 workers x 1 thread
     for workers in (1, 2):
         cfg = settings.twotower.model_copy(update={"member_workers": workers})
         summary = train_ensemble(data, cfg, tmp_path / f"w{workers}", progress=False, log=lines.append)
@@ -490,7 +492,6 @@ def test_ensemble_members_trained_in_worker_processes_equal_those_trained_one_af
 
     # 'auto': every member at once on 2+ cores; one process for one core, one model, DDP or a GPU
     auto = settings.twotower.model_copy(update={"ensemble": 3})
-    monkeypatch.setattr("colisten.device.usable_cores", lambda: 2)
     assert member_workers(auto) == 3 and member_workers(auto.model_copy(update={"ensemble": 1})) == 1
     assert member_workers(auto.model_copy(update={"member_workers": 5})) == 3
     monkeypatch.setattr("colisten.device.usable_cores", lambda: 1)
