@@ -41,3 +41,40 @@ def test_a_stage_refuses_cuda_before_any_work(monkeypatch, tmp_path):
         )
     assert not any(tmp_path.iterdir())  # nothing half-written
     assert torch.get_num_threads() == threads  # and the process's thread count is untouched
+
+
+def test_a_worker_pools_processes_die_with_the_process_that_started_them():
+    """colisten.device.worker_pool (tune's trials, train-2t's ensemble members): a stage killed by
+    SIGKILL takes its busy workers with it instead of leaving them writing into the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = (
+        "import os, time\n"
+        "from colisten.device import worker_pool\n"
+        "pool = worker_pool(1, 1, int)\n"
+        "print(pool.submit(os.getpid).result(), flush=True)\n"
+        "pool.submit(time.sleep, 120)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+
+    def alive(pid: int) -> bool:  # a zombie waiting for its new parent to reap it is dead
+        status = Path(f"/proc/{pid}/status")
+        try:
+            return "\nState:\tZ" not in status.read_text()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker), "the worker outlived the killed process that started it"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from colisten.errors import ColistenError
@@ -66,5 +67,17 @@ def worker_pool(workers: int, threads: int, init: Callable[..., None], *initargs
 def _init_torch_worker(threads: int, init: Callable[..., None], initargs: tuple[Any, ...]) -> None:
     import torch
 
+    _die_with_parent()
     torch.set_num_threads(threads)
     init(*initargs)
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the one that started it dies. A stage killed
+    mid-training (SIGKILL, OOM) must not leave workers writing into the run while it is rerun."""
+    import ctypes
+    import signal
+
+    with suppress(OSError, AttributeError):  # not Linux/glibc: workers end when their queue breaks
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

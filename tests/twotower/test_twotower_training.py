@@ -490,17 +490,21 @@ def test_ensemble_members_trained_in_worker_processes_equal_those_trained_one_af
     for name, value in models[1].items():
         assert torch.equal(value, models[2][name]), name
 
-    # 'auto': every member at once on 2+ cores; one process for one core, one model, DDP or a GPU
-    auto = settings.twotower.model_copy(update={"ensemble": 3})
-    assert member_workers(auto) == 3 and member_workers(auto.model_copy(update={"ensemble": 1})) == 1
-    assert member_workers(auto.model_copy(update={"member_workers": 5})) == 3
+    # 'auto': every member at once on 2+ cores; one process for one core, one model, DDP or a GPU,
+    # and only from AUTO_WORKERS_MIN_PAIRS training pairs (a toy run's members train in turn)
+    auto, big = settings.twotower.model_copy(update={"ensemble": 3}), train_module.AUTO_WORKERS_MIN_PAIRS
+    assert (
+        member_workers(auto, big) == 3 and member_workers(auto.model_copy(update={"ensemble": 1}), big) == 1
+    )
+    assert member_workers(auto, big - 1) == 1
+    assert member_workers(auto.model_copy(update={"member_workers": 5}), 10) == 3
     monkeypatch.setattr("colisten.device.usable_cores", lambda: 1)
-    assert member_workers(auto) == 1
+    assert member_workers(auto, big) == 1
     monkeypatch.setattr("colisten.device.usable_cores", lambda: 8)
     monkeypatch.setattr("colisten.ddp.rank_and_world", lambda: (0, 2))
-    assert member_workers(auto) == 1
+    assert member_workers(auto, big) == 1
     monkeypatch.undo()
     monkeypatch.setattr(train_module, "resolve_device", lambda *_a: "cuda")
-    assert member_workers(auto) == 1
+    assert member_workers(auto, big) == 1
     with pytest.raises(ValueError, match="member_workers"):
         fast(member_workers=0)

@@ -418,7 +418,7 @@ def train_ensemble(
         )
         for j in range(cfg.ensemble)
     ]
-    workers = member_workers(cfg)
+    workers = member_workers(cfg, len(data.train_pairs))
     if workers > 1:
         summaries = _train_members_in_parallel(data, jobs, workers, resume=resume, log=log)
     else:
@@ -447,17 +447,22 @@ def train_ensemble(
     }
 
 
-def member_workers(cfg: TwoTowerConfig) -> int:
+# 'auto' starts member processes from this many training label pairs: a process costs seconds to
+# start (torch's import), a member on fewer pairs trains in about as long
+AUTO_WORKERS_MIN_PAIRS = 20_000
+
+
+def member_workers(cfg: TwoTowerConfig, n_pairs: int) -> int:
     """How many processes train the ensemble's members at once ([twotower] member_workers; 'auto'
-    = every member when 2 or more cores are usable); 1 for a single model, under DDP (the ranks
-    train each member together) and on a GPU."""
+    = every member on 2 or more usable cores, from AUTO_WORKERS_MIN_PAIRS training pairs); 1 for
+    a single model, under DDP (the ranks train each member together) and on a GPU."""
     from colisten.ddp import rank_and_world
     from colisten.device import usable_cores
 
     if cfg.ensemble == 1 or rank_and_world()[1] > 1 or resolve_device(cfg.device, "twotower.device") != "cpu":
         return 1
     if cfg.member_workers == "auto":
-        return cfg.ensemble if usable_cores() >= 2 else 1
+        return cfg.ensemble if usable_cores() >= 2 and n_pairs >= AUTO_WORKERS_MIN_PAIRS else 1
     return min(cfg.member_workers, cfg.ensemble)
 
 
