@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -76,7 +77,7 @@ def per_user(rd, val, vsettings, label: str, overrides: dict) -> pd.DataFrame:
 
     s = apply_overrides(vsettings, overrides)
     trial = _trial_run(rd.root / "variants" / _slug(label), val, s)
-    if not (trial / "twotower" / "best.pt").exists():
+    if "train-2t" not in trial.manifest().get("stages", {}):  # best.pt alone may be a killed run's
         context = TrialContext(val.root, vsettings, rd.root, s.data.target_type, split_key(rd), "hr@10")
         _train_chain(trial, s, context)
     frames: list[pd.DataFrame] = []
@@ -121,7 +122,9 @@ def main() -> None:
     frames = []
     for name, overrides in variants.items():
         for m in seeds:
-            label = f"{name}-m{m}"
+            # the settings in the folder's name: a cached trial is reused only for the same ones
+            key = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
+            label = f"{name}-m{m}-{key}"
             print(f"training {label} ...", flush=True)
             f = per_user(rd, val, vsettings, label, {**overrides, "twotower.seed": m, "hgnn.seed": m})
             frames.append(f.assign(variant=name, model_seed=m))
