@@ -358,7 +358,8 @@ class TwoTowerConfig(_Section):
         "workers torch threads (at least 1): a small MLP's step gains far less than 2x from a "
         "second thread, a second member gains it all. 'auto' (default) = every member at once on "
         "2 or more cores when training has 20,000 label pairs or more (below that, starting the "
-        "processes costs about what it saves); 1 = one member after another in this process. "
+        "processes costs about what it saves) and the workers' copies of the training data take at "
+        "most half the memory available; 1 = one member after another in this process. "
         "Under DDP or on a GPU members train one after another. Each worker holds its own copy "
         "of the training data. The members equal those trained in turn up to float rounding "
         "(torch's thread count).",

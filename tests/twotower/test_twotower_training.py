@@ -470,6 +470,8 @@ def test_ensemble_members_trained_in_worker_processes_equal_those_trained_one_af
     thread each, as this process has, are bit for bit the members trained in turn here (with other
     thread counts float rounding may differ); each keeps its own folder and the ensemble's best.pt
     holds them in seed order."""
+    import psutil
+
     from colisten.twotower import train as train_module
     from colisten.twotower.train import member_workers, train_ensemble
 
@@ -497,6 +499,10 @@ def test_ensemble_members_trained_in_worker_processes_equal_those_trained_one_af
         member_workers(auto, big) == 3 and member_workers(auto.model_copy(update={"ensemble": 1}), big) == 1
     )
     assert member_workers(auto, big - 1) == 1
+    # ... and while 3 copies of the training data take at most half the memory available
+    free = psutil.virtual_memory().available
+    assert member_workers(auto, big, free // 10) == 3 and member_workers(auto, big, free // 3) == 1
+    assert train_module._nbytes(data) > data.users.categorical.nbytes + data.train_pairs.nbytes
     assert member_workers(auto.model_copy(update={"member_workers": 5}), 10) == 3
     monkeypatch.setattr("colisten.device.usable_cores", lambda: 1)
     assert member_workers(auto, big) == 1

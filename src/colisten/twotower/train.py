@@ -418,7 +418,7 @@ def train_ensemble(
         )
         for j in range(cfg.ensemble)
     ]
-    workers = member_workers(cfg, len(data.train_pairs))
+    workers = member_workers(cfg, len(data.train_pairs), _nbytes(data))
     if workers > 1:
         summaries = _train_members_in_parallel(data, jobs, workers, resume=resume, log=log)
     else:
@@ -452,18 +452,44 @@ def train_ensemble(
 AUTO_WORKERS_MIN_PAIRS = 20_000
 
 
-def member_workers(cfg: TwoTowerConfig, n_pairs: int) -> int:
+def member_workers(cfg: TwoTowerConfig, n_pairs: int, data_bytes: int = 0) -> int:
     """How many processes train the ensemble's members at once ([twotower] member_workers; 'auto'
-    = every member on 2 or more usable cores, from AUTO_WORKERS_MIN_PAIRS training pairs); 1 for
-    a single model, under DDP (the ranks train each member together) and on a GPU."""
+    = every member on 2 or more usable cores, from AUTO_WORKERS_MIN_PAIRS training pairs, while
+    the workers' copies of the training data, `data_bytes` each, take at most half the memory
+    available); 1 for a single model, under DDP (the ranks train each member together) and on
+    a GPU."""
+    import psutil
+
     from colisten.ddp import rank_and_world
     from colisten.device import usable_cores
 
     if cfg.ensemble == 1 or rank_and_world()[1] > 1 or resolve_device(cfg.device, "twotower.device") != "cpu":
         return 1
     if cfg.member_workers == "auto":
-        return cfg.ensemble if usable_cores() >= 2 and n_pairs >= AUTO_WORKERS_MIN_PAIRS else 1
+        fits = cfg.ensemble * data_bytes <= psutil.virtual_memory().available // 2
+        return cfg.ensemble if usable_cores() >= 2 and n_pairs >= AUTO_WORKERS_MIN_PAIRS and fits else 1
     return min(cfg.member_workers, cfg.ensemble)
+
+
+def _nbytes(value: Any) -> int:
+    """The bytes of the arrays in `value` (the training data a member worker gets a copy of)."""
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    from colisten.twotower.features import UserDense
+
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if sp.issparse(value):
+        return value.data.nbytes + value.indices.nbytes + value.indptr.nbytes
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, UserDense):
+        return _nbytes(value.blocks) + value.embedding.nbytes + value.rest.nbytes
+    if dataclasses.is_dataclass(value):
+        return sum(_nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 0
 
 
 def _train_members_in_parallel(
