@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from colisten.errors import ColistenError
 
@@ -27,6 +27,30 @@ MODELS = (
     "EASE",
     "ItemKNN",
     "LightGCN",
+)
+
+
+def _auto_or_at_least_1(v: int | str) -> int | str:
+    if isinstance(v, int) and v < 1:
+        raise ValueError("must be 'auto' or >= 1")
+    return v
+
+
+# A count of worker processes: 'auto' (decided from the machine) or at least 1.
+AutoOrCount = Annotated[int | Literal["auto"], AfterValidator(_auto_or_at_least_1)]
+
+# Settings that change how fast a stage runs, not what it produces: a tuning trial or a 2T
+# baseline trained with other values of these is reused.
+SPEED_ONLY_SETTINGS = frozenset(
+    {
+        "device",
+        "threads",
+        "memory_limit",
+        "cache_dir",
+        "batch_users",
+        "max_scores_per_batch",
+        "member_workers",
+    }
 )
 
 
@@ -352,7 +376,7 @@ class TwoTowerConfig(_Section):
         "of ML-100K and ml-latest-small (3 model seeds, paired) +0.039 and +0.032 HR@10 for cold "
         "audiobook users, +0.005 / -0.005 warm (bench/variants.py); 1 = the paper's single model.",
     )
-    member_workers: int | Literal["auto"] = Field(
+    member_workers: AutoOrCount = Field(
         "auto",
         description="Processes that train ensemble members at once on CPU, each with cores / "
         "workers torch threads (at least 1): a small MLP's step gains far less than 2x from a "
@@ -502,13 +526,6 @@ class TwoTowerConfig(_Section):
         "row once, not once per epoch). 0 = always batch by batch.",
     )
     seed: int = Field(0, description="Seeds initialisation, the validation split and batch order.")
-
-    @field_validator("member_workers")
-    @classmethod
-    def _member_workers_positive(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v < 1:
-            raise ValueError("must be 'auto' or >= 1")
-        return v
 
 
 class RetrievalConfig(_Section):
@@ -721,7 +738,7 @@ class TuneConfig(_Section):
         "the run's history users with no target-type event (default: tuning scores the mix of warm "
         "and cold users the run serves); 0 = none.",
     )
-    workers: int | Literal["auto"] = Field(
+    workers: AutoOrCount = Field(
         "auto",
         description="Trials run at once, each in a process of its own with (cores / workers) torch "
         "threads. The trials are small models on small batches, which two threads speed up 1.5x, "
@@ -733,13 +750,6 @@ class TuneConfig(_Section):
     seed: int = Field(
         0, description="Seeds the sample of trials from each grid and the simulated cold users."
     )
-
-    @field_validator("workers")
-    @classmethod
-    def _workers_positive(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v < 1:
-            raise ValueError("must be 'auto' or >= 1")
-        return v
 
 
 class ServeConfig(_Section):

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from colisten import artifacts
-from colisten.config import MODELS, Settings
+from colisten.config import MODELS, SPEED_ONLY_SETTINGS, Settings
 from colisten.errors import ColistenError
 from colisten.evaluate.baselines import (
     ALS,
@@ -482,17 +482,13 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     return root
 
 
-# Settings that change how fast a stage runs, not what it produces.
-_SPEED_ONLY = {"device", "threads", "memory_limit", "cache_dir", "member_workers"}
-
-
 def _same_training_settings(built: dict[str, Any], wanted: Settings) -> bool:
     """Whether a 2T baseline built with config `built` used the data, content and two-tower
     settings of `wanted` (speed-only settings aside)."""
     now = wanted.model_dump(mode="json")
     for section in ("data", "content", "twotower"):
-        a = {k: v for k, v in built.get(section, {}).items() if k not in _SPEED_ONLY}
-        b = {k: v for k, v in now[section].items() if k not in _SPEED_ONLY}
+        a = {k: v for k, v in built.get(section, {}).items() if k not in SPEED_ONLY_SETTINGS}
+        b = {k: v for k, v in now[section].items() if k not in SPEED_ONLY_SETTINGS}
         if a != b:
             return False
     return True

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from colisten import artifacts
-from colisten.config import Settings
+from colisten.config import SPEED_ONLY_SETTINGS, Settings
 from colisten.device import usable_cores, worker_pool
 from colisten.errors import ColistenError
 from colisten.io import read_json, write_json_atomic
@@ -41,17 +41,6 @@ from colisten.tune.validation import (
     validation_key,
     validation_settings,
 )
-
-# Settings that change how fast a stage runs, not what it produces (not part of a trial's identity).
-_SPEED_ONLY = {
-    "device",
-    "threads",
-    "memory_limit",
-    "cache_dir",
-    "batch_users",
-    "max_scores_per_batch",
-    "member_workers",
-}
 
 
 class TuningError(ColistenError):
@@ -423,7 +412,7 @@ def _identity(settings: Settings) -> dict[str, Any]:
     """The settings that decide a trial's result (speed-only ones left out)."""
     dumped = settings.model_dump(mode="json")
     return {
-        section: {k: v for k, v in values.items() if k not in _SPEED_ONLY}
+        section: {k: v for k, v in values.items() if k not in SPEED_ONLY_SETTINGS}
         for section, values in dumped.items()
         if section not in ("serve", "retrieval", "tune")
     }
