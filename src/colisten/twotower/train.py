@@ -405,19 +405,17 @@ def train_ensemble(
     out_dir = Path(out_dir)
     if cfg.ensemble == 1:
         return train_two_tower(data, cfg, out_dir, resume=resume, progress=progress, log=log)
-    if rank_and_world()[0] != 0:  # a DDP rank beside rank 0: train each member, write nothing
-        for j in range(cfg.ensemble):
-            member_cfg = cfg.model_copy(update={"seed": cfg.seed + j, "ensemble": 1})
-            member_dir = artifacts.TWOTOWER_MEMBER.within(out_dir, member=j)
-            train_two_tower(data, member_cfg, member_dir, resume=resume, progress=False, log=log)
-        return {}
-    jobs = [
+    jobs = [  # member j: seed + j, its own folder
         (
             cfg.model_copy(update={"seed": cfg.seed + j, "ensemble": 1}),
             artifacts.TWOTOWER_MEMBER.within(out_dir, member=j),
         )
         for j in range(cfg.ensemble)
     ]
+    if rank_and_world()[0] != 0:  # a DDP rank beside rank 0: train each member, write nothing
+        for member_cfg, member_dir in jobs:
+            train_two_tower(data, member_cfg, member_dir, resume=resume, progress=False, log=log)
+        return {}
     workers = member_workers(cfg, len(data.train_pairs), _nbytes(data))
     if workers > 1:
         summaries = _train_members_in_parallel(data, jobs, workers, resume=resume, log=log)
