@@ -112,9 +112,8 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
     base = parse_variant(f"base:{args.base}")[1]
-    variants = {
-        name: {**base, **o} for name, o in [("default", {})] + [parse_variant(v) for v in args.variant]
-    }
+    own = dict([("default", {})] + [parse_variant(v) for v in args.variant])  # as given, base aside
+    variants = {name: {**base, **o} for name, o in own.items()}
     seeds = [int(s) for s in args.model_seeds.split(",")]
     work = args.workdir / args.dataset
     t0 = time.perf_counter()
@@ -148,7 +147,6 @@ def main() -> None:
     print(table)
     if args.no_record:
         return
-    own = {n: {k: v for k, v in o.items() if k not in base or base[k] != v} for n, o in variants.items()}
     settings = "; ".join(f"{n}: {json.dumps(o)}" for n, o in own.items() if o) or "defaults only"
     if base:
         settings += f"; every variant and the default on the base {json.dumps(base)}"
