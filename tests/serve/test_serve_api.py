@@ -108,7 +108,10 @@ def test_posted_history_equals_stored_history(client, toy_bundle):
         posted = client.post("/v1/recommendations", json=body).json()
         stored = client.get(f"/v1/users/{user_id}/recommendations").json()
         assert [it["item_id"] for it in posted["items"]] == [it["item_id"] for it in stored["items"]]
-        assert [it["score"] for it in posted["items"]] == [it["score"] for it in stored["items"]]
+        # GET looks up the vector `colisten recommend`'s batch path computed at load; POST runs
+        # the one-row tower: the same numbers up to float rounding (a block vs one row)
+        scores = [[it["score"] for it in body["items"]] for body in (posted, stored)]
+        np.testing.assert_allclose(*scores, rtol=0, atol=1e-6)
         assert posted["ignored_item_ids"] == []
 
 

@@ -269,3 +269,27 @@ def test_a_tower_that_drifts_is_caught_at_load_and_the_modules_serve(toy_run, to
         a = bundle.recommend(bundle.known_user_query(u), "audiobook", 10)
         assert a.items.tolist() == b.items.tolist() and a.scores.tolist() == b.scores.tolist()
         assert a.reasons == b.reasons
+
+
+def test_known_users_vectors_come_from_the_batch_path_at_load_unless_over_the_limit(toy_run, toy_bundle):
+    """[serve] known_user_vectors: at load every known user's vector is `colisten recommend`'s batch
+    path's, looked up per request; past the limit (or 0) each request runs the tower instead."""
+    from colisten.rundir import RunDir
+    from colisten.serve.state import load_bundle
+
+    users = toy_bundle.users
+    batch = toy_bundle.recommender.user_vectors(users.user_ids)
+    assert toy_bundle.known_vectors is not None and toy_bundle.known_vectors.shape == batch.shape
+    for u in range(0, len(users), 9):
+        assert np.array_equal(toy_bundle.user_vector(toy_bundle.known_user_query(u)), batch[u])
+    settings = RunDir(toy_run).settings()
+    settings.serve.known_user_vectors = len(users) - 1
+    per_request = load_bundle(toy_run, settings)
+    assert per_request.known_vectors is None and per_request.tower is not None
+    for u in range(0, len(users), 9):
+        q = per_request.known_user_query(u)
+        f = per_request.realtime.compute(
+            q.items, q.kinds, per_request.user_categorical[u], per_request.user_taste[u], q.timestamps
+        )
+        assert np.array_equal(per_request.user_vector(q), per_request.tower(f))
+        np.testing.assert_allclose(per_request.user_vector(q), batch[u], rtol=0, atol=1e-6)

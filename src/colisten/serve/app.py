@@ -98,9 +98,10 @@ def create_app(
     app = FastAPI(
         title="colisten",
         version=__version__,
-        description="2T-HGNN recommendations served in real time: the user tower runs on every request, "
-        'so new and cold-start users work. Explorer page at `/`. Errors answer `{"detail": ...}`; '
-        "422s add `errors`, one entry per problem.",
+        description="2T-HGNN recommendations served in real time: the user tower runs on every request "
+        "that sends a history, so new and cold-start users work (known users' vectors are computed "
+        "when the model loads, from their stored history). Explorer page at `/`. "
+        'Errors answer `{"detail": ...}`; 422s add `errors`, one entry per problem.',
         responses={500: {"model": schemas.Error, "description": "Internal error (logged on the server)."}},
     )
     app.state.model = state

@@ -118,18 +118,21 @@ class Explainer:
         short = [i for i, reasons in enumerate(out) if len(reasons) < max_reasons]
         if short and self.item_embeddings is not None:
             sim = self.item_embeddings[recs[short]] @ self.item_embeddings[history].T
-            # a stable sort keeps the recency order among equal similarities
-            ranked = np.argsort(-sim, axis=1, kind="stable").tolist()
-            hist, rec_list, sims = history.tolist(), recs.tolist(), sim.tolist()
+            # a stable sort keeps the recency order among equal similarities; an item skips at most
+            # its max_reasons - 1 graph reasons and itself, so 2 x max_reasons candidates suffice
+            ranked = np.argsort(-sim, axis=1, kind="stable")[:, : 2 * max_reasons]
+            sims = np.take_along_axis(sim, ranked, axis=1).tolist()
+            ranked = ranked.tolist()
+            hist, rec_list = history.tolist(), recs.tolist()
             for j, i in enumerate(short):
                 reasons = out[i]
                 taken = {reason.item for reason in reasons}
                 taken.add(rec_list[i])
-                for h in ranked[j]:
+                for h, s in zip(ranked[j], sims[j], strict=True):
                     g = hist[h]
                     if g in taken:
                         continue
-                    reasons.append(Reason(g, "embedding_similarity", sims[j][h]))
+                    reasons.append(Reason(g, "embedding_similarity", s))
                     if len(reasons) == max_reasons:
                         break
         return out

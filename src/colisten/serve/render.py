@@ -11,7 +11,7 @@ bodies against /openapi.json), without building that structure or validating it 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from colisten.serve.catalogue import _ENCODER, ItemCatalogue
 from colisten.serve.explain import Reason, explanation_source
@@ -24,11 +24,14 @@ def number(x: float) -> str:
     return repr(x) if math.isfinite(x) else _dumps(x)
 
 
-def explanation_json(catalogue: ItemCatalogue, reasons: list[Reason]) -> str:
-    """One item's `explanation` (schemas.Explanation) as JSON text."""
+def explanation_json(
+    catalogue: ItemCatalogue, reasons: list[Reason], fmt: Callable[[float], str] = number
+) -> str:
+    """One item's `explanation` (schemas.Explanation) as JSON text; `fmt` writes the strengths
+    (`repr` when the caller checked they are finite)."""
+    members = catalogue.json_members
     because = ",".join(
-        f'{{{catalogue.json_members(r.item)[1]},"via":"{r.via}","strength":{number(r.strength)}}}'
-        for r in reasons
+        [f'{{{members(g)[1]},"via":"{via}","strength":{fmt(strength)}}}' for g, via, strength in reasons]
     )
     return f'{{"source":"{explanation_source(reasons)}","because":[{because}]}}'
 
@@ -50,13 +53,15 @@ def recommendations_json(
 ) -> bytes:
     """The Recommendations body (UTF-8 JSON) of items (global indices) ranked 1.. with their scores
     and, when `reasons` is given, one explanation each (else `"explanation":null`)."""
+    # a sum is finite only if every term is: then each number is its repr (json.dumps' text), and
+    # the per-number check (which raises as json.dumps does) is left to the rare other case
+    total = sum(scores) + (0.0 if reasons is None else sum([r.strength for rs in reasons for r in rs]))
+    fmt = repr if math.isfinite(total) else number
+    members = catalogue.json_members
     out = []
     for rank, (g, score) in enumerate(zip(items, scores, strict=True), start=1):
-        explanation = "null" if reasons is None else explanation_json(catalogue, reasons[rank - 1])
-        out.append(
-            f'{{{catalogue.json_members(g)[0]},"rank":{rank},"score":{number(score)},'
-            f'"explanation":{explanation}}}'
-        )
+        explanation = "null" if reasons is None else explanation_json(catalogue, reasons[rank - 1], fmt)
+        out.append(f'{{{members(g)[0]},"rank":{rank},"score":{fmt(score)},"explanation":{explanation}}}')
     return (
         f'{{"user_id":{_dumps(user_id)},"item_type":{_dumps(item_type)},"k":{int(k)},'
         f'"model_version":{_dumps(model_version)},"retrieval":{_dumps(retrieval)},'

@@ -120,6 +120,8 @@ class ModelBundle:
     load_seconds: float
     loaded_at: float = field(default_factory=time.time)
     tower: Any | None = None  # serve.tower.OneUserTower, or None = the model's modules (user_vector)
+    # float32 [n_users, d]: every known user's vector from the batch path ([serve] known_user_vectors)
+    known_vectors: np.ndarray | None = None
 
     @property
     def item_types(self) -> list[str]:
@@ -178,6 +180,8 @@ class ModelBundle:
 
     def user_vector(self, query: UserQuery) -> np.ndarray:
         """The user tower's output (float32 [d]) for this history and these demographics."""
+        if query.known_user is not None and self.known_vectors is not None:
+            return self.known_vectors[query.known_user]
         rec = self.recommender
         if self.realtime is None:  # reference path (pandas): by setting, or if the fast path failed its check
             if query.known_user is not None:
@@ -378,6 +382,9 @@ def load_bundle(
     object.__setattr__(bundle, "realtime", realtime)
     if realtime is not None:
         object.__setattr__(bundle, "tower", _verified_tower(bundle, n_verify))
+    if 0 < len(users) <= settings.serve.known_user_vectors:
+        vectors = np.ascontiguousarray(rec.user_vectors(users.user_ids), dtype=np.float32)
+        object.__setattr__(bundle, "known_vectors", vectors)
     object.__setattr__(bundle, "load_seconds", time.perf_counter() - t0)
     return bundle
 
