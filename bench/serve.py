@@ -855,7 +855,8 @@ def main() -> None:
         "- request: `GET /v1/users/{user}/recommendations?type=audiobook&k=10` with explanations. closed = "
         f"{args.concurrency} clients back to back for {duration:.0f} s; open = {args.rate:.0f} requests/s "
         f"arriving on schedule over {args.concurrency} connections, latency counted from the scheduled time. "
-        'reference = `serve.user_features = "reference"` and `serve.known_user_vectors = 0` (two-tower pandas feature function and tower per request).',
+        'reference = `serve.user_features = "reference"` and `serve.known_user_vectors = 0` '
+        "(two-tower pandas feature function and tower per request).",
     ]
     append_results(
         "serve: load test of `colisten serve` on loopback (user recommendations endpoint)",
