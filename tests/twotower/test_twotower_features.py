@@ -208,3 +208,17 @@ def test_lazy_dense_rows_equal_the_materialised_table_bit_for_bit():
     assert np.array_equal(lazy[1], table.dense[1]) and np.array_equal(lazy[1:], table.dense[1:])
     both = UserDense.concat([lazy, user_features(EV, USERS, ["u1"], s, lazy=True).dense])
     assert np.array_equal(both.materialise(), np.concatenate([table.dense, table.dense[[1]]]))
+
+
+@pytest.mark.parametrize("weak", [True, False])
+def test_event_kinds_of_categorical_events_equal_those_of_strings(weak):
+    """The serving and training histories carry events as categoricals: their kinds come from the
+    distinct names, and equal the per-event lookup of the same strings (missing and unknown: -1)."""
+    from colisten.twotower.features import _event_kind
+
+    names = ["stream", "preview", "follow", "skip", None, "stream", "intent_to_pay", None]
+    sp = space(use_weak_signals=weak)
+    plain = _event_kind(pd.Series(names, dtype=object), sp)
+    coded = _event_kind(pd.Series(names, dtype="category"), sp)
+    assert plain.tolist() == coded.tolist()
+    assert plain.tolist()[:5] == [0, 1 if weak else -1, 1 if weak else -1, -1, -1]

@@ -495,6 +495,9 @@ def _window(events: pd.DataFrame, start: int | None, as_of: int | None) -> pd.Da
 
 def _event_kind(events: pd.Series, space: FeatureSpace, all_weak: bool = False) -> np.ndarray:
     """0 = strong, 1 = weak (if used), -1 = ignored."""
+    if isinstance(events.dtype, pd.CategoricalDtype):  # each distinct name once, then its codes
+        names = pd.Series(np.asarray(events.cat.categories, dtype=object))
+        return np.append(_event_kind(names, space, all_weak), -1)[events.cat.codes.to_numpy()]
     ev = events.to_numpy(dtype=object)
     kind = np.full(len(ev), -1, dtype=np.int64)
     kind[np.isin(ev, space.strong_events)] = 0
