@@ -339,24 +339,15 @@ def test_weight_decay_shrinks_the_towers_and_zero_is_plain_adam(trained_run, tmp
 def test_training_data_from_the_coded_history_equals_the_one_from_plain_strings(trained_run, fast):
     """train-2t reads the history's ids as categoricals (read_coded_history); windows, folds,
     cold copies and recency weights come out exactly as from the same events as strings."""
-    from colisten.twotower.data import build_training_data, read_coded_history
+    from colisten.twotower.data import read_coded_history
 
     run, _ = trained_run
     settings = fast(label_windows=2, label_folds=3, cold_copies=True, recency_half_life=5.0)
     coded = read_coded_history(run)
     assert all(isinstance(coded[c].dtype, pd.CategoricalDtype) for c in ("user_id", "item_id", "event"))
-    data, history, inputs, split = training_data(run, settings)
+    data, history, _, _ = training_data(run, settings)
     assert not isinstance(history["item_id"].dtype, pd.CategoricalDtype)
-    plain = build_training_data(
-        history[["user_id", "item_id", "event", "timestamp"]],
-        inputs["users"],
-        inputs["items"],
-        inputs["text"],
-        inputs["hgnn"],
-        settings,
-        history_start=int(split["history_start"]),
-        cut=int(split["cut"]),
-    )
+    plain = load_training_data(run, settings, history[["user_id", "item_id", "event", "timestamp"]])
     assert data.n_windows == plain.n_windows == 5 and len(data.train_pairs) > 0
     for name in ("train_pairs", "val_pairs", "log_frequency", "window_log_popularity", "row_window"):
         np.testing.assert_array_equal(getattr(data, name), getattr(plain, name), err_msg=name)

@@ -320,11 +320,12 @@ def read_stage_inputs(run: RunDir, cfg: TwoTowerConfig) -> dict[str, Any]:
     return {"items": items, "users": users, "text": text, "hgnn": hgnn}
 
 
-def load_training_data(run: RunDir, settings: Settings) -> TrainingData:
-    """The run's training data as `train-2t` builds it: features and labels from split/history.parquet."""
+def load_training_data(run: RunDir, settings: Settings, history: pd.DataFrame | None = None) -> TrainingData:
+    """The run's training data as `train-2t` builds it: features and labels from split/history.parquet
+    (`history`: those events as already read; default read_coded_history)."""
     inputs = read_stage_inputs(run, settings.twotower)
     split = read_json(run.require(artifacts.SPLIT))
-    history = read_coded_history(run)
+    history = read_coded_history(run) if history is None else history
     return build_training_data(
         history,
         inputs["users"],
