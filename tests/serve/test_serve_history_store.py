@@ -1,4 +1,5 @@
-"""UserStore.build: the served users' histories as CSR, from an Arrow table or a DataFrame."""
+"""UserStore.build: the served users' histories as CSR, from an Arrow table or a DataFrame; and
+KnownHistories, what a recommendation reads of them, worked out once per load."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pandas as pd
 import pyarrow as pa
 
 from colisten.serve.catalogue import ItemCatalogue
-from colisten.serve.history import UserStore
+from colisten.serve.explain import distinct_recent_first
+from colisten.serve.history import KnownHistories, UserStore
 
 
 def _inputs() -> tuple[pd.DataFrame, pd.DataFrame, ItemCatalogue]:
@@ -58,3 +60,34 @@ def test_user_store_from_arrow_equals_from_pandas() -> None:
         for name in ("user_ids", "indptr", "items", "event_codes", "event_names", "timestamps", "age"):
             a, b = getattr(from_pandas, name), getattr(from_arrow, name)
             assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+
+
+def test_known_histories_are_each_users_recent_first_and_consumed_items() -> None:
+    """Per user, the distinct items most recently touched first (ties: lower index) and the
+    distinct consumed items, sorted: what recommend computed per request from the events."""
+    users, events, catalogue = _inputs()
+    events = pd.concat(  # a repeat, a tie in time, a user with only unconsumed events
+        [
+            events,
+            pd.DataFrame(
+                {
+                    "user_id": ["u1", "u1", "u3", "u3"],
+                    "item_id": ["p2", "a1", "a2", "a2"],
+                    "event": ["follow", "stream", "follow", "follow"],
+                    "timestamp": [5, 30, 1, 2],
+                }
+            ),
+        ]
+    )
+    store = UserStore.build(users, events, catalogue)
+    consumed_of_code = np.asarray([name == "stream" for name in store.event_names])
+    known = KnownHistories.build(store, consumed_of_code)
+    names = lambda idx: list(catalogue.item_ids[idx])  # noqa: E731
+    assert names(known.recent(0)) == ["a1", "p2", "a2", "p1"]  # u1: a1 and p2 at 30, a2 and p1 at 20
+    assert names(known.consumed(0)) == ["a1", "p1", "p2"]
+    assert names(known.recent(1)) == ["a1", "p1"] and names(known.consumed(1)) == ["a1"]
+    assert names(known.recent(2)) == ["a2"] and known.consumed(2).size == 0
+    for u in range(len(store)):
+        ev = store.events_of(u)
+        assert np.array_equal(known.recent(u), distinct_recent_first(ev.items, ev.timestamps))
+        assert np.array_equal(known.consumed(u), np.unique(ev.items[consumed_of_code[ev.event_codes]]))

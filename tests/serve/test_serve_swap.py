@@ -176,3 +176,36 @@ def test_a_reload_loads_in_a_low_priority_thread_and_restores_the_switch_interva
     with pytest.raises(ValueError, match="broken run"):  # the loader's error reaches the caller
         state.reload(other_toy_run)
     assert state.status.state == "failed" and sys.getswitchinterval() == before
+
+
+def test_overlapping_loads_share_the_short_switch_interval_and_the_last_restores_it():
+    """The switch interval is the process's: two loads whose windows overlap (first ends first)
+    keep it short until both end, and the original comes back, not the first load's short one."""
+    import sys
+
+    from colisten.serve.state import RELOAD_SWITCH_INTERVAL_S, background_priority
+
+    before = sys.getswitchinterval()
+    first_in, first_out, second_done = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first():
+        with background_priority():
+            first_in.set()
+            first_out.wait(10)
+
+    def second():
+        first_in.wait(10)
+        with background_priority():
+            first_out.set()
+            time.sleep(0.05)
+            seen.append(sys.getswitchinterval())  # the first has ended by now
+        second_done.set()
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert second_done.is_set() and seen == [RELOAD_SWITCH_INTERVAL_S]
+    assert sys.getswitchinterval() == before

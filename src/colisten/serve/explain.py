@@ -39,11 +39,11 @@ def distinct_recent_first(history_items: np.ndarray, timestamps: np.ndarray) -> 
 class Explainer:
     """Finds the reasons for many recommended items at once.
 
-    Built once per model: the relations' CSRs merged into one CSR over global item indices (a pair
-    of items determines its relation, so no pair comes from two relations), so "which of these
-    history items neighbour which of these recommended items" reads each recommended item's
-    neighbour list once, contiguously, and looks the neighbours up among the few history items:
-    a handful of numpy calls whatever the item types, and cache-friendly whatever the graph size.
+    Built once per model: every relation's edges as one sorted array of keys over global item
+    indices (item * n + neighbour; a pair of items determines its relation, so no pair comes
+    from two relations), so "which of these history items neighbour which of these recommended
+    items" is one binary search of the recommended x history pairs: a handful of numpy calls,
+    whatever the item types and however many neighbours the recommended items have.
     """
 
     def __init__(
@@ -77,8 +77,7 @@ class Explainer:
         if key.size:  # a pair listed twice: its first listing's weight counts
             first = np.r_[True, key[1:] != key[:-1]]
             key, weight = key[first], weight[first]
-        self._indptr = np.searchsorted(key // n, np.arange(n + 1)) if n else np.zeros(1, np.int64)
-        self._neighbours = key % n if n else key
+        self._keys = key  # sorted: (item * n + neighbour) of every edge, both directions
         self._weights = weight
 
     def explain(self, recommended: np.ndarray, history_recent_first: np.ndarray) -> list[list[Reason]]:
@@ -90,24 +89,17 @@ class Explainer:
         max_reasons = self.max_reasons
         if history.size == 0 or recs.size == 0 or max_reasons <= 0:
             return out
-        start, end = self._indptr[recs], self._indptr[recs + 1]
-        sizes = end - start
-        total = int(sizes.sum())
-        if total:
-            # every recommended item's neighbour list, one after the other (edge positions)
-            edge = np.arange(total) + np.repeat(start - (np.cumsum(sizes) - sizes), sizes)
-            neighbour = self._neighbours[edge]
-            by_item = np.argsort(history, kind="stable")
-            sorted_history = history[by_item]
-            at = np.searchsorted(sorted_history, neighbour)
-            np.minimum(at, history.size - 1, out=at)
-            hit = np.flatnonzero(sorted_history[at] == neighbour)
+        if self._keys.size:
+            # every (recommended, history) pair's edge key looked up at once: a handful of numpy
+            # calls on recs x history keys, whatever the items' degrees
+            pairs = (recs[:, None] * self._n + history[None, :]).ravel()
+            at = np.searchsorted(self._keys, pairs)
+            np.minimum(at, self._keys.size - 1, out=at)
+            hit = np.flatnonzero(self._keys[at] == pairs)
             if hit.size:
-                row = np.repeat(np.arange(recs.size), sizes)[hit]
-                recency = by_item[at[hit]]  # position in `history` = recency rank
-                w = self._weights[edge[hit]]
+                row, recency = np.divmod(hit, history.size)  # recency = position in `history`
                 keep = history[recency] != recs[row]
-                row, recency, w = row[keep], recency[keep], w[keep]
+                row, recency, w = row[keep], recency[keep], self._weights[at[hit[keep]]]
                 order = np.lexsort((recency, -w, row))  # per item: strongest co-count, then most recent
                 row, recency, w = row[order], recency[order], w[order]
                 top = (np.arange(len(row)) - np.searchsorted(row, row)) < max_reasons

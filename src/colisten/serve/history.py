@@ -110,6 +110,60 @@ class UserStore:
         )
 
 
+@dataclass(frozen=True)
+class KnownHistories:
+    """Per known user, what a recommendation reads of the stored history, worked out once per
+    model load instead of per request: the distinct items most recently touched first (the
+    order explanations are tie-broken in, `explain.distinct_recent_first`) and the consumed items
+    (sorted, distinct), both as CSR over users. At most the history's size."""
+
+    recent_indptr: np.ndarray  # int64 [n_users + 1]
+    recent_items: np.ndarray  # int64
+    consumed_indptr: np.ndarray  # int64 [n_users + 1]
+    consumed_items: np.ndarray  # int64
+
+    def recent(self, user: int) -> np.ndarray:
+        return self.recent_items[self.recent_indptr[user] : self.recent_indptr[user + 1]]
+
+    def consumed(self, user: int) -> np.ndarray:
+        return self.consumed_items[self.consumed_indptr[user] : self.consumed_indptr[user + 1]]
+
+    @classmethod
+    def build(cls, users: UserStore, consumed_of_code: np.ndarray) -> KnownHistories:
+        """From the store and which event codes mark an item consumed."""
+        n_users = len(users)
+        user = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(users.indptr))
+        items = users.items
+        # most recent first, ties by item index (distinct_recent_first's order), within each user
+        order = np.lexsort((items, -users.timestamps, user))
+        recent_user, recent = _first_per_user(user[order], items[order])
+        consumed = consumed_of_code[users.event_codes]
+        c_user, c_items = user[consumed], items[consumed]
+        order = np.lexsort((c_items, c_user))
+        c_user, c_items = _first_per_user(c_user[order], c_items[order])
+        return cls(
+            recent_indptr=_indptr(recent_user, n_users),
+            recent_items=recent,
+            consumed_indptr=_indptr(c_user, n_users),
+            consumed_items=c_items,
+        )
+
+
+def _first_per_user(user: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each (user, item) pair's first row, in the rows' order (rows grouped by user)."""
+    if not user.size:
+        return user, items
+    _, first = np.unique(user * (int(items.max()) + 1) + items, return_index=True)
+    first.sort()
+    return user[first], items[first]
+
+
+def _indptr(user: np.ndarray, n_users: int) -> np.ndarray:
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user, minlength=n_users), out=indptr[1:])
+    return indptr
+
+
 def _strings(column: Any) -> pa.Array:
     """One contiguous Arrow string array of a (chunked) column."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column

@@ -34,7 +34,7 @@ from colisten.rundir import RunDir
 from colisten.serve.catalogue import ItemCatalogue
 from colisten.serve.errors import ServeError
 from colisten.serve.explain import Explainer, Reason, distinct_recent_first
-from colisten.serve.history import UserEvents, UserStore
+from colisten.serve.history import KnownHistories, UserEvents, UserStore
 from colisten.serve.realtime import event_kind_map
 from colisten.twotower.features import csr_rows
 
@@ -122,6 +122,8 @@ class ModelBundle:
     tower: Any | None = None  # serve.tower.OneUserTower, or None = the model's modules (user_vector)
     # float32 [n_users, d]: every known user's vector from the batch path ([serve] known_user_vectors)
     known_vectors: np.ndarray | None = None
+    # every known user's distinct recent-first and consumed items (what recommend reads per request)
+    known_history: KnownHistories | None = None
 
     @property
     def item_types(self) -> list[str]:
@@ -248,9 +250,10 @@ class ModelBundle:
         lo, hi = self.catalogue.type_ranges[item_type]
         k = min(k, hi - lo)
         vector = self.user_vector(query)
+        stored = self.known_history if query.known_user is not None else None
         exclude = None
         if exclude_consumed:
-            consumed = self.consumed(query)
+            consumed = stored.consumed(query.known_user) if stored is not None else self.consumed(query)
             in_type = consumed[(consumed >= lo) & (consumed < hi)] - lo
             exclude = (np.array([0, in_type.size], dtype=np.int64), in_type)  # CSR with one row
         # TwoTowerRecommender.top_k's dispatch (exact search below retrieval.exact_below items, else
@@ -264,7 +267,10 @@ class ModelBundle:
         items = idx[keep] + lo
         reasons = None
         if with_reasons:
-            history = distinct_recent_first(query.items, query.timestamps)
+            if stored is not None:
+                history = stored.recent(query.known_user)
+            else:
+                history = distinct_recent_first(query.items, query.timestamps)
             reasons = self.explainer.explain(items, history)
         return Recommendation(items, scores[keep], "exact" if ann is None else "ann", reasons)
 
@@ -351,6 +357,7 @@ def load_bundle(
     if rec.retrieval.exclude_events == "any":
         consumed_events |= set(space.weak_events)
 
+    code_tables = _code_tables(users.event_names, space, consumed_events)
     bundle = ModelBundle(
         run=rd.root,
         version=version,
@@ -374,8 +381,9 @@ def load_bundle(
         user_taste=user_taste,
         consumed_events=frozenset(consumed_events),
         kind_of_event=event_kind_map(space),
-        _code_tables=_code_tables(users.event_names, space, consumed_events),
+        _code_tables=code_tables,
         load_seconds=0.0,
+        known_history=KnownHistories.build(users, code_tables[1]),
     )
     n_verify = settings.serve.verify_users if verify_users is None else verify_users
     realtime = _verified_realtime(bundle, n_verify) if settings.serve.user_features == "fast" else None
@@ -519,12 +527,24 @@ def background_priority():
 
     with suppress(OSError, AttributeError):  # not Linux: the thread keeps its priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, RELOAD_SWITCH_INTERVAL_S))
+    # The interval is the process's: loads that overlap (a test's, a server's) share one short
+    # interval; the first to start saves the old one and the last to end restores it.
+    with _SWITCH_LOCK:
+        if not _SWITCH_SAVED:
+            _SWITCH_SAVED.append(sys.getswitchinterval())
+            sys.setswitchinterval(min(_SWITCH_SAVED[0], RELOAD_SWITCH_INTERVAL_S))
+        _SWITCH_SAVED.append(None)
     try:
         yield
     finally:
-        sys.setswitchinterval(before)
+        with _SWITCH_LOCK:
+            _SWITCH_SAVED.pop()
+            if len(_SWITCH_SAVED) == 1:
+                sys.setswitchinterval(_SWITCH_SAVED.pop())
+
+
+_SWITCH_LOCK = threading.Lock()
+_SWITCH_SAVED: list[float | None] = []  # [interval before the first load, one None per load running]
 
 
 @dataclass
