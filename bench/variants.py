@@ -6,7 +6,8 @@ How a change to the model is judged before it reaches the real-data suite: the d
 between trials with the same graph and HGNN settings). The hold-out is never read. Prints HR@10 of
 audiobooks (warm, cold users) and podcasts per variant, the mean over model seeds, and the paired
 bootstrap 95% interval of (variant - default): per user, each side's mean over its seeds. Appends
-the table to bench/RESULTS.md.
+the table to bench/RESULTS.md. A trained trial is cached under --workdir, named by its settings
+and a hash of the code (`code_key`), so a later run reuses it only for the same settings and code.
 
     .venv/bin/python bench/variants.py --dataset ml-100k --model-seeds 0,1,2 \\
         --variant neg512:twotower.sampled_negatives=512 --variant t01:twotower.temperature=0.1
@@ -43,6 +44,21 @@ def parse_variant(text: str) -> tuple[str, dict]:
         except json.JSONDecodeError:
             overrides[key.strip()] = raw
     return name.strip(), overrides
+
+
+def code_key(root: Path | None = None) -> str:
+    """A hash of the sources a trial runs: every module of colisten (or `root`) but serve/ (which
+    no trial imports), so any change to the data, graph, HGNN, two-tower or evaluation code retrains."""
+    if root is None:
+        import colisten
+
+        root = Path(colisten.__file__).parent
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] != "serve":
+            digest.update(str(rel).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def prepared_run(dataset: str, seed: int, work: Path):
@@ -118,11 +134,13 @@ def main() -> None:
     work = args.workdir / args.dataset
     t0 = time.perf_counter()
     rd, val, vsettings = prepared_run(args.dataset, args.seed, work)
+    code = code_key()
     frames = []
     for name, overrides in variants.items():
         for m in seeds:
-            # the settings in the folder's name: a cached trial is reused only for the same ones
-            key = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
+            # the settings and the code in the folder's name: a cached trial is reused only for
+            # the same ones (a trial cached by its settings alone silently stood for old code)
+            key = hashlib.sha1((json.dumps(overrides, sort_keys=True) + code).encode()).hexdigest()[:8]
             label = f"{name}-m{m}-{key}"
             print(f"training {label} ...", flush=True)
             f = per_user(rd, val, vsettings, label, {**overrides, "twotower.seed": m, "hgnn.seed": m})
