@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from colisten.serve.catalogue import ItemCatalogue
+from colisten.twotower.features import distinct_csr
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,7 @@ class UserStore:
         names = np.asarray(pc.unique(event).sort().to_pylist(), dtype=object)
         codes = pc.index_in(event, value_set=pa.array(names, pa.string())).to_numpy().astype(np.int16)
         order = np.lexsort((it, ts, u))
-        indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
+        indptr = _indptr(u, len(user_ids))
         age = (
             users["age"].to_numpy(dtype=np.float64, na_value=np.nan)
             if "age" in users.columns
@@ -138,14 +138,13 @@ class KnownHistories:
         order = np.lexsort((items, -users.timestamps, user))
         recent_user, recent = _first_per_user(user[order], items[order])
         consumed = consumed_of_code[users.event_codes]
-        c_user, c_items = user[consumed], items[consumed]
-        order = np.lexsort((c_items, c_user))
-        c_user, c_items = _first_per_user(c_user[order], c_items[order])
+        n_items = int(items.max()) + 1 if items.size else 0
+        consumed_indptr, consumed_items = distinct_csr(user[consumed], items[consumed], n_users, n_items)
         return cls(
             recent_indptr=_indptr(recent_user, n_users),
             recent_items=recent,
-            consumed_indptr=_indptr(c_user, n_users),
-            consumed_items=c_items,
+            consumed_indptr=consumed_indptr,
+            consumed_items=consumed_items,
         )
 
 
@@ -159,6 +158,7 @@ def _first_per_user(user: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _indptr(user: np.ndarray, n_users: int) -> np.ndarray:
+    """CSR row pointers of entries grouped by user (user ascending)."""
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(user, minlength=n_users), out=indptr[1:])
     return indptr

@@ -529,22 +529,24 @@ def background_priority():
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     # The interval is the process's: loads that overlap (a test's, a server's) share one short
     # interval; the first to start saves the old one and the last to end restores it.
+    global _loads_running, _interval_before
     with _SWITCH_LOCK:
-        if not _SWITCH_SAVED:
-            _SWITCH_SAVED.append(sys.getswitchinterval())
-            sys.setswitchinterval(min(_SWITCH_SAVED[0], RELOAD_SWITCH_INTERVAL_S))
-        _SWITCH_SAVED.append(None)
+        if _loads_running == 0:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_interval_before, RELOAD_SWITCH_INTERVAL_S))
+        _loads_running += 1
     try:
         yield
     finally:
         with _SWITCH_LOCK:
-            _SWITCH_SAVED.pop()
-            if len(_SWITCH_SAVED) == 1:
-                sys.setswitchinterval(_SWITCH_SAVED.pop())
+            _loads_running -= 1
+            if _loads_running == 0:
+                sys.setswitchinterval(_interval_before)
 
 
 _SWITCH_LOCK = threading.Lock()
-_SWITCH_SAVED: list[float | None] = []  # [interval before the first load, one None per load running]
+_loads_running = 0  # loads inside background_priority now
+_interval_before = 0.005  # the switch interval before the first of them started
 
 
 @dataclass

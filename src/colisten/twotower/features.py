@@ -322,7 +322,7 @@ def user_features(
             taste[found] = taste_matrix(rows_u["taste_vector"], space.taste_dim)
 
     strong = kind == 0
-    history = _to_csr(user[strong], item[strong], n_users, space.n_items)
+    history = distinct_csr(user[strong], item[strong], n_users, space.n_items)
     if space.recency_half_life > 0:  # without timestamps the events' order is their time order
         stamps = ev["timestamp"].to_numpy(dtype=np.int64) if "timestamp" in ev.columns else np.arange(len(ev))
         stamps = stamps[keep][strong]
@@ -360,7 +360,7 @@ def recency_mean_weights(
 def recency_weights(
     rows: np.ndarray, items: np.ndarray, stamps: np.ndarray, n_rows: int, space: FeatureSpace
 ) -> np.ndarray:
-    """float32 weight of each (row, distinct item) of _to_csr(rows, items): 0.5 ** (rank / half-life),
+    """float32 weight of each (row, distinct item) of distinct_csr(rows, items): 0.5 ** (rank / half-life),
     rank = the item's place among the row's distinct items by their last stream, 0 = the newest
     (ties: the larger item index first). A history's order carries what a mean of it loses: the
     next items follow the last ones (on the ML-100K validation split, EASE on recency-weighted
@@ -371,7 +371,7 @@ def recency_weights(
     key, stamps = key[order], stamps[order]
     last = np.ones(len(key), dtype=bool)
     last[:-1] = key[1:] != key[:-1]
-    key, stamps = key[last], stamps[last]  # distinct (row, item), ascending: _to_csr's order
+    key, stamps = key[last], stamps[last]  # distinct (row, item), ascending: distinct_csr's order
     row = key // n_items
     newest_first = np.lexsort((-(key % n_items), -stamps, row))
     rank = np.empty(len(key), dtype=np.int64)
@@ -400,7 +400,7 @@ def consumed_items(
     item = space.item_index.get_indexer(ev["item_id"])
     user = user_index.get_indexer(ev["user_id"])
     ok = (item >= 0) & (user >= 0) & (kind == 0 if which == "strong" else kind >= 0)
-    return _to_csr(user[ok], item[ok], len(user_index), space.n_items)
+    return distinct_csr(user[ok], item[ok], len(user_index), space.n_items)
 
 
 # --- item tower inputs --------------------------------------------------------------------------
@@ -514,7 +514,10 @@ def _sparse_weights(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_r
     return sp.csr_matrix((weights, (rows, cols)), shape=(n_rows, n_items), dtype=np.float32)
 
 
-def _to_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+def distinct_csr(
+    rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of the distinct columns of each row, ascending (entries as parallel arrays)."""
     key = np.unique(rows.astype(np.int64) * n_cols + cols)
     r, c = key // n_cols, key % n_cols
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
