@@ -82,6 +82,28 @@ def test_long_stages_log_a_plain_line_per_epoch_with_an_eta(tiny_run):
         assert epoch_lines[-1].strip().startswith(f"epoch {len(epoch_lines)}/{epochs}:")
 
 
+def test_evaluate_logs_a_line_per_model_and_the_epochs_of_models_it_trains(tiny_run):
+    # a piped `colisten run` / demo shows evaluate's progress: which model ended, and the epochs
+    # (with an ETA) of the models evaluate trains on first use
+    _, settings, _, lines = tiny_run
+    start = lines.index(next(m for m in lines if m.endswith("] evaluate …")))
+    stage = [m.strip() for m in lines[start:]]
+    n = len(settings.data.item_types) * len(MODELS | ORACLES)
+    ended = [m for m in stage if re.fullmatch(rf"\w+ · .+: (n/a|[0-9.]+ s) \(\d+/{n}, \d+:\d\d in\)", m)]
+    assert {m.rsplit(": ", 1)[0] for m in ended} == {
+        f"{t} · {model}" for t in settings.data.item_types for model in MODELS | ORACLES
+    }
+    assert [int(re.search(r"\((\d+)/", m)[1]) for m in ended] == list(range(1, n + 1))
+    for model, epochs in (
+        ("2T", settings.twotower.epochs),
+        ("HGNN-w-users", settings.evaluate.hgnn_w_users_epochs),
+        ("LightGCN", settings.evaluate.lightgcn_epochs),
+    ):
+        trained = [m for m in stage if m.startswith(f"{model}: epoch ")]
+        assert trained and all(f"/{epochs}:" in m and "ETA at most" in m for m in trained), (model, stage)
+    assert any(m.startswith("2T: training the 2T baseline") for m in stage)
+
+
 def test_metrics_cover_every_model_type_and_segment(tiny_run):
     run, _, _, _ = tiny_run
     metrics = json.loads((run / "eval" / "metrics.json").read_text())

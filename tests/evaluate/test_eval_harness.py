@@ -270,7 +270,7 @@ class _FakeTwoTower:
 def test_two_tower_adapter_ranks_with_the_recommenders_vectors(tiny_run):
     s = settings(bootstrap=0)
     data = load_eval_data(tiny_run.root, s)
-    model = TwoTower("2T-HGNN", lambda: _FakeTwoTower(data))
+    model = TwoTower("2T-HGNN", lambda _log: _FakeTwoTower(data))
     v = model.vectors(data, "audiobook")
     assert v.users.shape == (data.n_users, 8) and v.items.shape == (40, 8)
     metrics, meta = evaluate(data, [model, Popularity()], s)
@@ -281,7 +281,7 @@ def test_two_tower_adapter_ranks_with_the_recommenders_vectors(tiny_run):
     assert meta["models"]["2T-HGNN"]["audiobook"]["seconds"] >= 0
     bad = TwoTower(
         "2T",
-        lambda: type(
+        lambda _log: type(
             "R",
             (),
             {

@@ -163,3 +163,22 @@ def test_another_model_never_reuses_the_packaged_models_cache(tmp_path, model):
     assert local.model_id.startswith("dir-sha256:") and local.model_id != model.model_id
     _, stats = embed_items(items, ContentConfig(model=str(folder)), cache, progress=False, model=local)
     assert stats["n_embedded_now"] == 5 and stats["n_from_cache"] == 0
+
+
+def test_loading_a_model_draws_no_progress_bar_into_a_log(tmp_path, model, capfd):
+    # transformers' "Loading weights" bar is carriage-return noise in a piped demo log
+    from transformers.utils import logging as hf_logging
+
+    folder = tmp_path / "quiet-model"
+    src = Path(model.path)
+    for f in src.rglob("*"):
+        if f.is_file():
+            dest = folder / f.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(f)
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    load_text_model(str(folder), "cpu")
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err and "\r" not in out + err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is left as it was

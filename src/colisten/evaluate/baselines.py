@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from colisten.config import Settings
+from colisten.console import Log, quiet
 from colisten.errors import ColistenError
 from colisten.evaluate.data import EvalData
 
@@ -153,19 +154,22 @@ class ALS:
 class HGNNWithUsers:
     """Users as nodes: a tripartite user-item graph from history (no item-item edges), user
     features = mean text embedding of their items, trained with our HGNN trainer; score = dot
-    product of the user's and the item's output embeddings (the paper's 'HGNN-w-users')."""
+    product of the user's and the item's output embeddings (the paper's 'HGNN-w-users'). `log`
+    (set by the harness) gets one line per training epoch."""
 
     name = "HGNN-w-users"
 
-    def __init__(self, text_embeddings: np.ndarray, settings: Settings, out_dir: Path):
+    def __init__(self, text_embeddings: np.ndarray, settings: Settings, out_dir: Path, log: Log = quiet):
         self.text_embeddings = text_embeddings
         self.settings = settings
         self.out_dir = out_dir
+        self.log = log
         self._fitted: tuple[int, dict[str, np.ndarray], np.ndarray] | None = None
 
     def fit(self, data: EvalData) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if self._fitted is not None and self._fitted[0] == id(data):
             return self._fitted[1], self._fitted[2]
+        from colisten.hgnn.stage import epoch_logger
         from colisten.hgnn.train import fit_hgnn
 
         graph, features, has = tripartite_graph(data, self.text_embeddings)
@@ -173,7 +177,9 @@ class HGNNWithUsers:
         hgnn = self.settings.hgnn.model_copy(
             update={"epochs": self.settings.evaluate.hgnn_w_users_epochs, "relations": None}
         )
-        result = fit_hgnn(graph, features, hgnn, self.out_dir, progress=False).embeddings
+        on_epoch = epoch_logger(self.log, hgnn.epochs, hgnn.validation_metric)
+        fit = fit_hgnn(graph, features, hgnn, self.out_dir, progress=False, on_epoch_end=on_epoch)
+        result = fit.embeddings
         emb = {t: np.asarray(v, dtype=np.float32) for t, v in result.items()}
         self._fitted = (id(data), emb, has)
         return emb, has
@@ -217,12 +223,16 @@ def tripartite_graph(
 
 class TwoTower:
     """A trained two-tower recommender (colisten.twotower): user vectors from history as of the
-    cut, the item tower's vectors for the ranked type."""
+    cut, the item tower's vectors for the ranked type. `load(log)` returns the recommender, and
+    may train it first (the 2T baseline), logging through `log` (set by the harness)."""
 
-    def __init__(self, name: str, load: Callable[[], Any], missing_reason: str | None = None):
+    def __init__(
+        self, name: str, load: Callable[[Log], Any], missing_reason: str | None = None, log: Log = quiet
+    ):
         self.name = name
         self._load = load
         self._missing = missing_reason
+        self.log = log
         self._rec: Any = None
         self._users: tuple[int, np.ndarray, np.ndarray] | None = None
 
@@ -231,7 +241,7 @@ class TwoTower:
             raise NotAvailable(self._missing)
         if self._rec is None:
             try:
-                self._rec = self._load()
+                self._rec = self._load(self.log)
             except ColistenError as e:
                 raise NotAvailable(f"{self.name}: {e}") from e
         return self._rec

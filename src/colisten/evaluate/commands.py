@@ -53,7 +53,7 @@ def evaluate_command(
     rd = RunDir(run)
     settings = rd.settings(config)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    metrics = stage.run(rd, settings, models=names, bootstrap=bootstrap, console=console)
+    metrics = stage.run(rd, settings, models=names, bootstrap=bootstrap, console=console, log=console.print)
     cfg = settings.evaluate
     print_paper_tables(
         metrics,

@@ -28,6 +28,7 @@ import torch
 
 from colisten import artifacts
 from colisten.config import MODELS, SPEED_ONLY_SETTINGS, Settings
+from colisten.console import Log, quiet
 from colisten.errors import ColistenError
 from colisten.evaluate.baselines import (
     ALS,
@@ -266,10 +267,14 @@ def evaluate(
     bootstrap: int | None = None,
     console: Any = None,
     per_user: list[pd.DataFrame] | None = None,
+    log: Log = quiet,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate every model on every item type and segment: (metrics, meta) as in RUN/eval/.
     With `per_user`, each model's per-user metric values are appended to it (one frame per model
-    and type: user_id, item_type, segment, model, metrics), for paired comparisons across runs."""
+    and type: user_id, item_type, segment, model, metrics), for paired comparisons across runs.
+    `log` gets a line per model and type as it ends, and the lines of models that train on first
+    use (the 2T baseline, HGNN-w-users, LightGCN: epochs with an ETA), so a piped log shows
+    progress; `console` draws live bars instead."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     cfg = settings.evaluate
@@ -286,6 +291,7 @@ def evaluate(
         "item_types": {},
     }
     types = settings.data.item_types
+    done, total, t_start = 0, len(types) * len(models), time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -309,10 +315,14 @@ def evaluate(
             per_type = metrics.setdefault(item_type, {s: {} for s in SEGMENTS})
             for model in models:
                 t0 = time.perf_counter()
+                done += 1
                 task = progress.add_task(f"{item_type:>10} · {model.name}", total=int(users.size))
+                if hasattr(model, "log"):
+                    model.log = lambda m, name=model.name: log(f"{name}: {m}")
                 try:
                     vectors = _vectors(model, data, item_type, progress, console is not None)
                 except NotAvailable as e:
+                    log(f"{item_type} · {model.name}: n/a ({done}/{total}, {_clock(t_start)} in)")
                     for s in SEGMENTS:
                         per_type[s][model.name] = {"status": "n/a", "reason": e.reason}
                     meta["models"].setdefault(model.name, {})[item_type] = {
@@ -343,12 +353,18 @@ def evaluate(
                         lists, masks[s], tgt.n_items, settings, f"{item_type}/{s}", bootstrap
                     )
                 progress.remove_task(task)
-                meta["models"].setdefault(model.name, {})[item_type] = {
-                    "seconds": round(time.perf_counter() - t0, 3)
-                }
+                seconds = time.perf_counter() - t0
+                meta["models"].setdefault(model.name, {})[item_type] = {"seconds": round(seconds, 3)}
+                log(f"{item_type} · {model.name}: {seconds:.1f} s ({done}/{total}, {_clock(t_start)} in)")
                 if getattr(model, "fit_info", None):
                     meta.setdefault("fit", {})[model.name] = model.fit_info
     return metrics, meta
+
+
+def _clock(since: float) -> str:
+    """Minutes:seconds since `since` (perf_counter), e.g. "3:07"."""
+    m, sec = divmod(int(time.perf_counter() - since), 60)
+    return f"{m}:{sec:02d}"
 
 
 def _vectors(
@@ -438,15 +454,15 @@ def two_tower_model(run: Path, name: str, settings: Settings | None = None) -> R
             return _Missing(
                 name, f"{artifacts.TWOTOWER_MODEL.at(run)} is missing (`colisten train-2t --run {run}`)"
             )
-        return TwoTower(name, lambda: TwoTowerRecommender.load(run))
+        return TwoTower(name, lambda _log: TwoTowerRecommender.load(run))
     if not artifacts.TEXT_EMBEDDINGS.at(run).exists():
         missing = artifacts.TEXT_EMBEDDINGS.at(run)
         return _Missing(name, f"{missing} is missing (`colisten embed --run {run}`)")
     s = settings or RunDir(run).settings()
-    return TwoTower(name, lambda: TwoTowerRecommender.load(two_tower_baseline(run, s)))
+    return TwoTower(name, lambda log: TwoTowerRecommender.load(two_tower_baseline(run, s, log)))
 
 
-def two_tower_baseline(run: Path, settings: Settings) -> Path:
+def two_tower_baseline(run: Path, settings: Settings, log: Log = quiet) -> Path:
     """RUN/baselines/2T: a run-shaped folder sharing the run's data, split and content (symlinks)
     whose twotower/ holds the paper's 2T baseline: the run's two-tower settings with use_hgnn =
     false. The two-tower settings are those the run's 2T-HGNN was trained with
@@ -454,7 +470,8 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
     compared like for like. Trained when missing, when the run's split has changed or when those
     settings, or the data or content settings, differ from the ones it was built with (settings
     that only change speed, such as the device, do not count); returns the folder. When the run
-    was tuned, 2T's own choice (RUN/tune/tuning.json) is applied over those settings."""
+    was tuned, 2T's own choice (RUN/tune/tuning.json) is applied over those settings. `log` gets
+    the training's lines (one per epoch)."""
     from colisten.config import TwoTowerConfig
     from colisten.io import read_json
     from colisten.tune.choice import chosen_overrides, load_tuning
@@ -478,7 +495,8 @@ def two_tower_baseline(run: Path, settings: Settings) -> Path:
             return root
     sub = RunDir(run).branch(root, share=["data", "split", "content"])
     sub.init(variant)
-    twotower_stage.run(sub, variant)
+    log("training the 2T baseline (the run's two-tower settings without the HGNN inputs)")
+    twotower_stage.run(sub, variant, log=log)
     return root
 
 

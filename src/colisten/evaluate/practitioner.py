@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from colisten.config import Settings
+from colisten.console import Log, epoch_timing, quiet
 from colisten.evaluate.baselines import NotAvailable, UserItemVectors
 from colisten.evaluate.data import EvalData
 
@@ -239,11 +240,12 @@ def bipartite_adjacency(touched: sp.csr_matrix) -> tuple[Any, np.ndarray]:
 
 
 def train_lightgcn(
-    touched: sp.csr_matrix, cfg: Any, progress: bool = False, device: str = "cpu"
+    touched: sp.csr_matrix, cfg: Any, progress: bool = False, device: str = "cpu", log: Log = quiet
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
     """Train PyG's LightGCN on the user-item graph of `touched` (users x items, nonzero = positive):
     full-graph propagation every step, BPR with one uniform negative item per positive, Adam.
-    Returns (user embeddings [U, d], item embeddings [I, d], per-epoch curve).
+    Returns (user embeddings [U, d], item embeddings [I, d], per-epoch curve). `progress`: a
+    bar on a terminal; else about ten epoch lines through `log`.
 
     Negatives are drawn uniformly over all items (every type) without rejecting the user's own
     positives: a draw hits one with the probability of the user's share of the catalogue (0.3%
@@ -275,9 +277,10 @@ def train_lightgcn(
         pos = torch.from_numpy(pairs)
         n_pos = pos.shape[0]
         batch = min(cfg.lightgcn_batch_size, max(n_pos, 1))
-        bar = _EpochBar(cfg.lightgcn_epochs, progress)
+        bar = _EpochBar(cfg.lightgcn_epochs, progress, log)
         t0 = time.perf_counter()
         for epoch in range(1, cfg.lightgcn_epochs + 1):
+            t_epoch = time.perf_counter()
             order = torch.randperm(n_pos, generator=gen)
             negatives = torch.randint(0, n_items, (n_pos,), generator=gen)
             total, steps = 0.0, 0
@@ -301,7 +304,7 @@ def train_lightgcn(
                 steps += sel.numel()
             mean = total / max(steps, 1)
             curve.append({"epoch": epoch, "loss": mean, "seconds": round(time.perf_counter() - t0, 3)})
-            bar.update(epoch, mean)
+            bar.update(epoch, mean, time.perf_counter() - t_epoch)
         bar.close()
         with torch.no_grad():
             emb = model.get_embedding(adj).detach().to("cpu", torch.float64).numpy()
@@ -342,26 +345,28 @@ def _lightgcn_class() -> Any:
 
 
 class _EpochBar:
-    """A tqdm bar over epochs with the loss on a terminal; plain lines (about ten) otherwise;
-    nothing with progress off."""
+    """A tqdm bar over epochs with the loss on a terminal (`progress`); otherwise about ten plain
+    lines through `log` (the stage's log: a piped demo shows them), with an ETA."""
 
-    def __init__(self, epochs: int, progress: bool):
+    def __init__(self, epochs: int, progress: bool, log: Log = quiet):
         self.epochs = epochs
-        self.tty = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-        self.plain = progress and not self.tty
+        self.log = log
         self.bar = None
-        if self.tty:
+        if progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=epochs, desc="LightGCN", unit="epoch", leave=False, file=sys.stderr)
         self.every = max(1, math.ceil(epochs / 10))
+        self.seconds: list[float] = []
 
-    def update(self, epoch: int, loss: float) -> None:
+    def update(self, epoch: int, loss: float, seconds: float) -> None:
+        self.seconds.append(seconds)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             self.bar.update(1)
-        elif self.plain and (epoch % self.every == 0 or epoch == self.epochs):
-            print(f"LightGCN epoch {epoch}/{self.epochs} loss {loss:.4f}", file=sys.stderr, flush=True)
+        elif epoch % self.every == 0 or epoch == self.epochs:
+            timing = epoch_timing(self.seconds, epoch, self.epochs)
+            self.log(f"epoch {epoch}/{self.epochs}: loss {loss:.4f} {timing}")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -373,13 +378,15 @@ class LightGCN:
     strong or weak event), trained with BPR; user vector = the user's final embedding, item
     vectors = the ranked type's item embeddings. Users without any history edge are unservable.
 
-    `progress` (set by the harness: on when it has a console) shows a training bar per epoch."""
+    `progress` (set by the harness: on when it has a console) shows a training bar per epoch on a
+    terminal; otherwise `log` (set by the harness: the stage's log) gets about ten epoch lines."""
 
     name = "LightGCN"
 
-    def __init__(self, settings: Settings, progress: bool = False):
+    def __init__(self, settings: Settings, progress: bool = False, log: Log = quiet):
         self.cfg = settings.evaluate
         self.progress = progress
+        self.log = log
         self._fitted: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.fit_info: dict[str, Any] = {}
 
@@ -391,7 +398,7 @@ class LightGCN:
         device = resolve_device(self.cfg.lightgcn_device, "evaluate.lightgcn_device")
         t0 = time.perf_counter()
         touched = data.history_touched()
-        users, items, curve = train_lightgcn(touched, self.cfg, self.progress, device)
+        users, items, curve = train_lightgcn(touched, self.cfg, self.progress, device, self.log)
         has = np.diff(touched.indptr) > 0
         self._fitted = (id(data), users, items, has)
         self.fit_info = {

@@ -42,6 +42,7 @@ def run(
             bootstrap=bootstrap,
             console=console,
             per_user=per_user,
+            log=log,
         )
         record_tuned_settings(metrics, meta, load_tuning(rd.root))
         rd.stage_dir(artifacts.METRICS.folder)

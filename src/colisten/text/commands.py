@@ -39,10 +39,6 @@ def embed(
     from colisten.rundir import RunDir
     from colisten.text import stage
 
-    if not progress:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # its "Loading weights" bar
     run_dir = RunDir(run)
     settings = run_dir.settings(config)
     overrides = {"model": model, "cache_dir": str(cache_dir) if cache_dir else None}

