@@ -149,13 +149,7 @@ def test_cli_embed_without_items_names_the_missing_stage(tmp_path):
 
 def test_another_model_never_reuses_the_packaged_models_cache(tmp_path, model):
     # a local model folder (here: links to the packaged files) has its own identity in the cache
-    folder = tmp_path / "my-model"
-    src = Path(model.path)
-    for f in src.rglob("*"):
-        if f.is_file():
-            dest = folder / f.relative_to(src)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.symlink_to(f)
+    folder = _linked_copy(model, tmp_path / "my-model")
     items = make_items(5)
     cache = tmp_path / "cache"
     embed_items(items, ContentConfig(), cache, progress=False, model=model)
@@ -169,16 +163,21 @@ def test_loading_a_model_draws_no_progress_bar_into_a_log(tmp_path, model, capfd
     # transformers' "Loading weights" bar is carriage-return noise in a piped demo log
     from transformers.utils import logging as hf_logging
 
-    folder = tmp_path / "quiet-model"
-    src = Path(model.path)
-    for f in src.rglob("*"):
-        if f.is_file():
-            dest = folder / f.relative_to(src)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.symlink_to(f)
+    folder = _linked_copy(model, tmp_path / "quiet-model")
     hf_logging.enable_progress_bar()
     capfd.readouterr()
     load_text_model(str(folder), "cpu")
     out, err = capfd.readouterr()
     assert "Loading weights" not in out + err and "\r" not in out + err
     assert hf_logging.is_progress_bar_enabled()  # the caller's setting is left as it was
+
+
+def _linked_copy(model, folder: Path) -> Path:
+    """A local model folder of links to the packaged model's files (its own identity, no copy)."""
+    src = Path(model.path)
+    for f in src.rglob("*"):
+        if f.is_file():
+            dest = folder / f.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(f)
+    return folder
