@@ -181,7 +181,12 @@ def start_server(run: Path, port: int, user_features: str, work: Path = WORK) ->
         "warning",
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600
+    return wait_listening(proc, port)
+
+
+def wait_listening(proc: subprocess.Popen, port: int, timeout: float = 600.0) -> subprocess.Popen:
+    """`proc` once it accepts connections on `port`; its stderr if it exits first."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read()[-2000:]}")
@@ -191,7 +196,7 @@ def start_server(run: Path, port: int, user_features: str, work: Path = WORK) ->
         except OSError:
             time.sleep(0.25)
     proc.kill()
-    raise RuntimeError("server did not start in 10 minutes")
+    raise RuntimeError(f"server did not start in {timeout:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -321,7 +326,7 @@ async def _open_loop(
 def _client_gc_paused():
     """The load generator's own garbage collector off while it measures. Its trace grows by a
     tuple per request, and a full collection walks all of them: in a 300 s soak the client
-    stalled 45-124 ms every ~60 s, and the requests it was about to send counted those stalls as
+    stalled 45-133 ms every ~60 s, and the requests it was about to send counted those stalls as
     server latency (the soaks' "unexplained" 0.1-1 s maxima outside the reload windows). The
     server's own collections are untouched."""
     enabled = gc.isenabled()

@@ -66,8 +66,8 @@ def server_config(app: object, host: str, port: int, log_level: str, access_log:
     """uvicorn's settings for `colisten serve`. HTTP parsing and the event loop are httptools' and
     uvloop's (both pinned dependencies; uvicorn's "auto" falls back to its pure-Python h11 and
     asyncio where they cannot be installed, e.g. uvloop on Windows): on the demo run user
-    recommendations take 0.48 ms of server CPU instead of 0.58 and /healthz 0.14 instead of 0.22
-    (bench/RESULTS.md, 8 Dec)."""
+    recommendations take 0.47 ms of server CPU instead of 0.56 and /healthz 0.14 instead of 0.22
+    (bench/serve_stack.py, bench/RESULTS.md, 8 Dec)."""
     import uvicorn
 
     return uvicorn.Config(
